@@ -96,6 +96,13 @@ static inline int dcs__is_hex(unsigned char c)
     return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
 }
 
+/* A byte that could belong to a number or literal token. */
+static inline int dcs__token_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '.' ||
+           c == '+' || c == '-' || c == '_';
+}
+
 static int dcs__value_start_error(unsigned char c)
 {
     if (c == '+' || c == '.' || (c >= '0' && c <= '9'))
@@ -707,8 +714,13 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
         }
         d->done = 0;
         q = dcs__exec(d, p, pe);
-        if (d->cs == dcs_envelope_error)
-            return dcs__syntax_error(d, q, err);
+        if (d->cs == dcs_envelope_error) {
+            /* Inside a message already reported, the error is not reported
+             * again; the decoder just resynchronises. */
+            if (dcs__syntax_error(d, q, err) == DCS_ERROR)
+                return DCS_ERROR;
+            continue;
+        }
         d->pos = (size_t)(q - d->chunk);
 
         if (d->mode == MODE_DEEP) {

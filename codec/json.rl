@@ -23,6 +23,11 @@
     action err_surr  { DCS__SETERR(DCS_ESURROGATE); }
     action err_num   { DCS__SETERR(DCS_ENUMBER); }
     action err_lit   { DCS__SETERR(DCS_ELITERAL); }
+    # After a complete number or literal, a byte that could continue the
+    # token ("01", "1x", "truex") spoils the token; anything else ("[1}")
+    # is a structural error.
+    action err_num_end { DCS__SETERR(dcs__token_byte(*p) ? DCS_ENUMBER : DCS_EUNEXPECTED); }
+    action err_lit_end { DCS__SETERR(dcs__token_byte(*p) ? DCS_ELITERAL : DCS_EUNEXPECTED); }
     action err_value { DCS__SETERR(dcs__value_start_error(*p)); }
 
     # DCS__TOO_DEEP() records the failure; fbreak leaves cs at the state
@@ -56,9 +61,9 @@
     string = ( '"' ( plain @plain | u8 | esc )* '"' ) <>!err_str;
 
     int_part = '-'? ( '0' | [1-9] [0-9]* );
-    number = ( int_part ( '.' [0-9]+ )? ( [eE] [+\-]? [0-9]+ )? ) <!err_num;
+    number = ( int_part ( '.' [0-9]+ )? ( [eE] [+\-]? [0-9]+ )? ) <>!err_num %!err_num_end;
 
-    literal = ( 'true' | 'false' | 'null' ) <!err_lit;
+    literal = ( 'true' | 'false' | 'null' ) <>!err_lit %!err_lit_end;
 
     value = ( string | number | literal | '{' @open_obj | '[' @open_arr ) >!err_value;
     member = string ws* ':' ws* value;
