@@ -71,6 +71,7 @@ struct dcs_decoder {
     uint64_t buf_end;
     struct dcs__span *spans;
     size_t n_spans, cap_spans;
+    struct dcs__span sink; /* written instead of spans[] after a failed allocation */
 
     /* DEEP mode */
     uint64_t deep_at, deep_depth;
@@ -132,8 +133,7 @@ static void dcs__push_span(dcs_decoder *d, uint64_t ns)
 /* The last span, or a scratch one when recording failed (nomem). */
 static inline struct dcs__span *dcs__cur_span(dcs_decoder *d)
 {
-    static struct dcs__span sink; /* written only, never read */
-    return d->n_spans && !d->nomem ? &d->spans[d->n_spans - 1] : &sink;
+    return d->n_spans && !d->nomem ? &d->spans[d->n_spans - 1] : &d->sink;
 }
 
 %%{
