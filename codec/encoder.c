@@ -1,9 +1,9 @@
 /* encoder.c - envelopes to compact JSON, byte-compatible with JSON.stringify.
  *
- * Strings are escaped as ECMAScript's JSON.stringify escapes them (spec 6.4):
+ * Strings are escaped as ECMAScript's JSON.stringify escapes them (spec 6.5):
  * '"' and '\\' with a backslash, \b \f \n \r \t in their short forms, every
  * other byte below 0x20 as \u00xx in lowercase hex, everything else (DEL,
- * U+2028, U+2029, all non-ASCII) literally. Doubles use ECMAScript's
+ * U+2028, U+2029, all non-ASCII) literally. Doubles (spec 6.6) use ECMAScript's
  * Number::toString: the shortest digits that round-trip, in fixed notation
  * for exponents -6 < n <= 21 and exponent notation otherwise. */
 #include <inttypes.h>

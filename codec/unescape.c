@@ -1,4 +1,4 @@
-/* unescape.c - JSON string bodies to UTF-8 (spec 5.3). */
+/* unescape.c - JSON string bodies to UTF-8 (spec 5.2). */
 #include <string.h>
 
 #include "dcs/codec.h"

@@ -1,4 +1,4 @@
-/* test_encode.c - the encoder (spec 6.4), number formatting, the standalone
+/* test_encode.c - the encoder (spec 6.4-6.6), number formatting, the standalone
  * validator, and the catalogue's encode -> decode -> encode identity. */
 #include <criterion/criterion.h>
 #include <math.h>

@@ -8,7 +8,7 @@
  * Conventions
  * - Errors are negative integers DCS_E* (see DCS_ERRNO_MAP below);
  *   dcs_err_name() gives the stable reason name (as printed by dcs-dump and
- *   cited by spec/PROTOCOL.md section 9), dcs_strerror() a sentence.
+ *   cited by spec/PROTOCOL.md section 11.1), dcs_strerror() a sentence.
  * - Strings handed out are (pointer, length) slices. They are UTF-8, may
  *   contain NUL bytes (JSON "\u0000") and are never NUL-terminated.
  * - All memory is obtained through a dcs_allocator. Passing NULL selects the
@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
-/* Limits (spec/PROTOCOL.md section 10)                                      */
+/* Limits (spec/PROTOCOL.md 4.4 and 12)                                      */
 
 #define DCS_DEFAULT_MAX_MESSAGE_SIZE (1024u * 1024u) /* bytes, whole envelope */
 #define DCS_DEFAULT_MAX_DEPTH 64u /* the envelope object is depth 1 */
@@ -129,7 +129,7 @@ typedef struct dcs_number {
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                  */
 
-/* A decoded envelope (spec section 5).
+/* A decoded envelope (spec section 6).
  *
  * Lifetime: every pointer in a dcs_message points either into the chunk most
  * recently given to dcs_decoder_feed() or into memory the decoder owns. All of
@@ -200,7 +200,7 @@ enum dcs_event { DCS_AGAIN = 0, DCS_MESSAGE = 1, DCS_ERROR = 2 };
 /* Advance through the current chunk. Returns
  * - DCS_MESSAGE: *msg holds the next complete envelope (see its lifetime);
  * - DCS_ERROR: *err describes a bad input; the decoder has already arranged to
- *   resynchronise (spec 9) and the next call goes on;
+ *   resynchronise (spec 11.2) and the next call goes on;
  * - DCS_AGAIN: the chunk is consumed; feed the next one.
  * msg and err must not be NULL. Never fails otherwise: running out of memory
  * while buffering a message is reported as a DCS_ENOMEM error for that message,
@@ -256,7 +256,7 @@ typedef struct dcs_envelope {
 
 enum dcs_encode_flags {
     /* Check that payload and extra values are valid JSON, and that strings
-     * are valid UTF-8, before writing anything (spec 9: never send bad JSON). */
+     * are valid UTF-8, before writing anything (spec 6.4: never send bad JSON). */
     DCS_ENCODE_VALIDATE = 1u << 0,
 };
 
