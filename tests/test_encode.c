@@ -263,3 +263,40 @@ Test(errors, names_and_sentences)
     cr_assert(strlen(dcs_strerror(DCS_EUTF8)) > 10);
     cr_assert(DCS_EGARBAGE < 0 && DCS_EPAYLOAD < 0);
 }
+
+Test(member, lookup)
+{
+    static const char obj[] = " { \"a\" : [1, {\"requestId\":\"x\"}], \"requestId\" : \"r-\\u00e9\" ,"
+                              " \"n\": -1.5e3, \"s\":\"}{\\\"\" , \"o\":{\"k\":[]} } ";
+    dcs_slice v;
+    dcs_buf b;
+    dcs_buf_init(&b, NULL);
+    cr_assert_eq(dcs_json_member(obj, sizeof obj - 1, "n", &v), 1);
+    cr_assert(v.len == 6 && memcmp(v.ptr, "-1.5e3", 6) == 0);
+    cr_assert_eq(dcs_json_member(obj, sizeof obj - 1, "o", &v), 1);
+    cr_assert(v.len == 8 && memcmp(v.ptr, "{\"k\":[]}", 8) == 0);
+    cr_assert_eq(dcs_json_member(obj, sizeof obj - 1, "missing", &v), 0);
+    cr_assert_eq(dcs_json_member_string(obj, sizeof obj - 1, "requestId", &b), 1,
+                 "the nested requestId is not the member");
+    cr_assert(b.len == 4 && memcmp(b.data, "r-\xc3\xa9", 4) == 0);
+    cr_assert_eq(dcs_json_member_string(obj, sizeof obj - 1, "n", &b), DCS_ETYPE);
+    cr_assert_eq(dcs_json_member(obj, sizeof obj - 1, "s", &v), 1);
+    cr_assert(v.len == 6);
+    cr_assert_eq(dcs_json_member("[1]", 3, "a", &v), DCS_EBAD_JSON);
+    cr_assert_eq(dcs_json_member("{}", 2, "a", &v), 0);
+    dcs_buf_free(&b);
+}
+
+Test(member, never_reads_outside_on_garbage)
+{
+    static const char *bad[] = {"{", "{\"a", "{\"a\"", "{\"a\":", "{\"a\":\"x", "{\"a\":[1,",
+                                "{\"a\":1,", "{\"a\"1}", "{\"a\":]", "{\"a\\", "{\"a\":\"\\"};
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        guarded g;
+        dcs_slice v;
+        guard_place(&g, bad[i], strlen(bad[i]));
+        cr_assert_eq(dcs_json_member(g.data, strlen(bad[i]), "zz", &v), DCS_EBAD_JSON, "%s", bad[i]);
+        guard_release(&g);
+    }
+}

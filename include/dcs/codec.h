@@ -289,6 +289,20 @@ int dcs_format_double(char buf[32], double d);
  * to validate only. */
 int dcs_unescape(dcs_buf *out, const char *raw, size_t len);
 
+/* ------------------------------------------------------------------------ */
+/* Member lookup                                                             */
+
+/* Find the first member called name (compared with the raw, unescaped-free
+ * name text) of the JSON object in obj[0..len). Returns 1 and sets *value to
+ * the member's raw value text, 0 if there is no such member, DCS_EBAD_JSON if
+ * obj is not an object. Never reads outside obj; meant for validated text. */
+int dcs_json_member(const char *obj, size_t len, const char *name, dcs_slice *value);
+
+/* As dcs_json_member for a string member: appends its decoded text to out and
+ * returns 1; 0 if absent; DCS_ETYPE if not a string; other codes as
+ * dcs_unescape. */
+int dcs_json_member_string(const char *obj, size_t len, const char *name, dcs_buf *out);
+
 const char *dcs_version(void);
 
 #ifdef __cplusplus
