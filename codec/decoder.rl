@@ -39,6 +39,7 @@ static const char *const dcs__member_names[M_COUNT] = {
 /* A top-level member as stream offsets: name body [ns, ne), value [vs, ve). */
 struct dcs__span {
     uint64_t ns, ne, vs, ve;
+    unsigned char nesc, vesc; /* the name / the string value holds an escape */
 };
 
 struct dcs_decoder {
@@ -46,6 +47,7 @@ struct dcs_decoder {
     int cs, top;
     int *stack;
     int err; /* classification from error actions, 0 if none */
+    int esc; /* the current top-level string has an escape */
 
     /* configuration */
     size_t max_size;
@@ -72,6 +74,7 @@ struct dcs_decoder {
     struct dcs__span *spans;
     size_t n_spans, cap_spans;
     struct dcs__span sink; /* written instead of spans[] after a failed allocation */
+    struct dcs__span *cur; /* the member being parsed: &spans[n_spans - 1] or &sink */
 
     /* DEEP mode */
     uint64_t deep_at, deep_depth;
@@ -113,27 +116,35 @@ static int dcs__value_start_error(unsigned char c)
     return DCS_EUNEXPECTED;
 }
 
-static void dcs__push_span(dcs_decoder *d, uint64_t ns)
+static void dcs__grow_spans(dcs_decoder *d)
 {
-    if (d->n_spans == d->cap_spans) {
-        size_t cap = d->cap_spans ? d->cap_spans * 2 : 16;
-        struct dcs__span *s = d->alloc->realloc(d->alloc->ud, d->spans, cap * sizeof *s);
-        if (!s) {
-            d->nomem = 1;
-            return;
-        }
-        d->spans = s;
-        d->cap_spans = cap;
+    size_t cap = d->cap_spans ? d->cap_spans * 2 : 16;
+    struct dcs__span *s = d->alloc->realloc(d->alloc->ud, d->spans, cap * sizeof *s);
+    if (!s) {
+        d->nomem = 1;
+        return;
     }
-    d->spans[d->n_spans].ns = ns;
-    d->spans[d->n_spans].ne = d->spans[d->n_spans].vs = d->spans[d->n_spans].ve = ns;
-    d->n_spans++;
+    d->spans = s;
+    d->cap_spans = cap;
 }
 
-/* The last span, or a scratch one when recording failed (nomem). */
-static inline struct dcs__span *dcs__cur_span(dcs_decoder *d)
+/* Start recording a member whose name begins at ns. After a failed
+ * allocation the member is recorded into a sink and the message is reported
+ * as nomem when it ends. */
+static inline void dcs__push_span(dcs_decoder *d, uint64_t ns)
 {
-    return d->n_spans && !d->nomem ? &d->spans[d->n_spans - 1] : &d->sink;
+    struct dcs__span *s;
+    if (d->n_spans == d->cap_spans)
+        dcs__grow_spans(d);
+    if (d->nomem) {
+        s = &d->sink;
+    } else {
+        s = &d->spans[d->n_spans++];
+    }
+    s->ns = s->ne = s->vs = s->ve = ns;
+    s->nesc = s->vesc = 0;
+    d->cur = s;
+    d->esc = 0;
 }
 
 %%{
@@ -158,12 +169,12 @@ static inline struct dcs__span *dcs__cur_span(dcs_decoder *d)
         fbreak;
     }
     action tkey_start { dcs__push_span(d, OFF(p) + 1); }
-    action tkey_end   { dcs__cur_span(d)->ne = OFF(p); }
-    action tval_start { dcs__cur_span(d)->vs = OFF(p); }
-    action tval_end1  { dcs__cur_span(d)->ve = OFF(p) + 1; }
-    action tval_end0  { dcs__cur_span(d)->ve = OFF(p); }
-    action topen_obj  { dcs__cur_span(d)->vs = OFF(p); if (DCS__TOO_DEEP()) fbreak; fcall obj; }
-    action topen_arr  { dcs__cur_span(d)->vs = OFF(p); if (DCS__TOO_DEEP()) fbreak; fcall arr; }
+    action tkey_end   { d->cur->ne = OFF(p); d->cur->nesc = (unsigned char)d->esc; }
+    action tval_start { d->cur->vs = OFF(p); d->esc = 0; }
+    action tval_end1  { d->cur->ve = OFF(p) + 1; d->cur->vesc = (unsigned char)d->esc; }
+    action tval_end0  { d->cur->ve = OFF(p); }
+    action topen_obj  { d->cur->vs = OFF(p); if (DCS__TOO_DEEP()) fbreak; fcall obj; }
+    action topen_arr  { d->cur->vs = OFF(p); if (DCS__TOO_DEEP()) fbreak; fcall arr; }
 
     tkey = string >tkey_start @tkey_end;
     tvalue = ( ( string | literal ) >tval_start @tval_end1
@@ -182,12 +193,13 @@ static inline struct dcs__span *dcs__cur_span(dcs_decoder *d)
  * with `top` frames on the stack would be at depth top + 2. */
 #define DCS__TOO_DEEP()                                                                            \
     ((unsigned)d->top + 2 > d->max_depth ? (d->deep_at = OFF(p), d->mode = MODE_DEEP, 1) : 0)
+#define DCS__ESC() (d->esc = 1)
 
 /* Leaving a nested value: back at the envelope's level, the member's value ends. */
 #define DCS__CLOSE()                                                                               \
     do {                                                                                           \
         if (d->top == 1)                                                                           \
-            dcs__cur_span(d)->ve = OFF(p) + 1;                                                     \
+            d->cur->ve = OFF(p) + 1;                                                     \
     } while (0)
 
 /* Run the machine over [p, pe). Returns where it stopped. */
@@ -203,6 +215,7 @@ static const unsigned char *dcs__exec(dcs_decoder *d, const unsigned char *p,
 }
 #undef DCS__TOO_DEEP
 #undef DCS__CLOSE
+#undef DCS__ESC
 
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                */
@@ -230,6 +243,7 @@ static void dcs__start_stream(dcs_decoder *d)
     d->mbuf.len = 0;
     d->buf_end = 0;
     d->n_spans = 0;
+    d->cur = &d->sink;
 }
 
 dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
@@ -420,20 +434,40 @@ static int dcs__syntax_error(dcs_decoder *d, const unsigned char *p, dcs_error *
 static int dcs__member_index(const char *name, size_t len)
 {
     int i;
-    for (i = 0; i < M_COUNT; i++)
-        if (strlen(dcs__member_names[i]) == len && memcmp(dcs__member_names[i], name, len) == 0)
-            return i;
-    return M_UNKNOWN;
+    switch (len) {
+    case 3: i = M_KEY; break;
+    case 4: i = M_TYPE; break;
+    case 6: i = M_ORIGIN; break;
+    case 7: i = M_PAYLOAD; break;
+    case 9: i = M_TIMESTAMP; break;
+    case 11: i = M_DESTINATION; break;
+    default: return M_UNKNOWN;
+    }
+    return memcmp(dcs__member_names[i], name, len) == 0 ? i : M_UNKNOWN;
 }
 
 static int dcs__parse_number(dcs_number *n, const char *text, size_t len, dcs_buf *tmp)
 {
     char small[32], *s = small;
-    size_t i;
+    size_t i = 0;
     int integral = 1;
 
     n->raw.ptr = text;
     n->raw.len = len;
+    /* The common case, an integer of at most 18 digits (a timestamp in ms):
+     * no copy, no strtoll. The text is valid JSON, so it is "-"? digits. */
+    if (len && len <= 19) {
+        int neg = text[0] == '-';
+        int64_t v = 0;
+        for (i = (size_t)neg; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            v = v * 10 + (text[i] - '0');
+        if (i == len && len - (size_t)neg <= 18) {
+            n->kind = DCS_NUM_INT;
+            n->i = neg ? -v : v;
+            n->d = (double)n->i;
+            return 0;
+        }
+    }
     for (i = 0; i < len; i++)
         if (text[i] == '.' || text[i] == 'e' || text[i] == 'E')
             integral = 0;
@@ -509,7 +543,7 @@ static int dcs__finish_message(dcs_decoder *d, dcs_message *msg, dcs_error *err)
         d->members[i].name.len = nlen;
         d->members[i].value.ptr = PTR(s->vs);
         d->members[i].value.len = (size_t)(s->ve - s->vs);
-        if (memchr(name, '\\', nlen)) {
+        if (s->nesc) {
             /* "orig\u0069n" is the member origin (RFC 8259 compares names
              * after unescaping). */
             size_t mark = d->scratch.len;
@@ -564,7 +598,7 @@ static int dcs__finish_message(dcs_decoder *d, dcs_message *msg, dcs_error *err)
             const struct dcs__span *s = &d->spans[idx[i]];
             const char *body = PTR(s->vs + 1);
             size_t blen = (size_t)(s->ve - s->vs - 2);
-            if (memchr(body, '\\', blen)) {
+            if (s->vesc) {
                 size_t mark = d->scratch.len;
                 if (dcs_unescape(&d->scratch, body, blen))
                     goto nomem; /* cannot happen: validated and reserved */
@@ -622,13 +656,19 @@ out:
 /* The loop                                                                  */
 
 /* Keep the bytes of the message in progress that this chunk holds. */
-static int dcs__buffer_tail(dcs_decoder *d, uint64_t upto)
+static inline int dcs__buffer_tail(dcs_decoder *d, uint64_t upto)
 {
     uint64_t from = d->buf_end > d->msg_start && d->mbuf.len ? d->buf_end : d->msg_start;
+    size_t n;
     if (from < d->base)
         from = d->base;
-    if (upto > from && dcs_buf_append(&d->mbuf, d->chunk + (from - d->base), (size_t)(upto - from)))
-        return DCS_ENOMEM;
+    if (upto > from) {
+        n = (size_t)(upto - from);
+        if (n > d->mbuf.cap - d->mbuf.len && dcs_buf_reserve(&d->mbuf, n))
+            return DCS_ENOMEM;
+        memcpy(d->mbuf.data + d->mbuf.len, d->chunk + (from - d->base), n);
+        d->mbuf.len += n;
+    }
     d->buf_end = upto;
     return 0;
 }
@@ -669,6 +709,7 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
         if (!d->have_chunk)
             return DCS_AGAIN;
         if (d->pos >= d->chunk_len) {
+        chunk_end:
             /* End of chunk: a message in progress keeps its bytes. */
             if (d->msg_start != DCS_NO_OFFSET && !d->discard) {
                 if (dcs__buffer_tail(d, d->base + d->chunk_len)) {
@@ -723,6 +764,8 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
         }
         d->pos = (size_t)(q - d->chunk);
 
+        if (q == d->chunk + d->chunk_len && !d->done && d->mode == MODE_NORMAL)
+            goto chunk_end; /* the common case of a chunk that ends mid-message */
         if (d->mode == MODE_DEEP) {
             int reported = !d->discard;
             d->deep_depth = 1;
@@ -804,6 +847,7 @@ struct dcs__validator {
 #define DCS__TOO_DEEP()                                                                            \
     ((unsigned)v->top + 1 > v->max_depth ? (v->err = DCS_ETOO_DEEP, v->deep_at = p, 1) : 0)
 #define DCS__CLOSE() ((void)0)
+#define DCS__ESC() ((void)0)
 
 int dcs_json_validate(const char *text, size_t len, unsigned max_depth, dcs_error *err)
 {

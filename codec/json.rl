@@ -55,7 +55,8 @@
     u_low = [dD] [c-fC-F] hex hex;
     u_rest = ( '\\' 'u' ) @!err_surr . ( u_low @!err_uhex );
     u_body = u_plain @!err_uhex | ( u_high @!err_uhex ) . u_rest;
-    esc = ( '\\' ( ["\\/bfnrt] | 'u' u_body ) ) <>!err_esc;
+    action esc_seen  { DCS__ESC(); }
+    esc = ( '\\' >esc_seen ( ["\\/bfnrt] | 'u' u_body ) ) <>!err_esc;
 
     plain = 0x20..0x7f - ["\\];
     string = ( '"' ( plain @plain | u8 | esc )* '"' ) <>!err_str;

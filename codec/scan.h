@@ -21,7 +21,8 @@ static inline int dcs__is_plain(unsigned char c)
     return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
 }
 
-static inline const unsigned char *dcs__scan_plain(const unsigned char *p, const unsigned char *pe)
+__attribute__((always_inline)) static inline const unsigned char *
+dcs__scan_plain(const unsigned char *p, const unsigned char *pe)
 {
 #if defined(__SSE2__)
     const __m128i quote = _mm_set1_epi8('"');
