@@ -69,7 +69,8 @@ struct dcs_client {
     dcs_buf arena;
     dcs_buf scratch, enc;
 
-    dcs_ms connected_at_wall, last_activity;
+    dcs_ms connected_at_wall, last_activity, t_sweep;
+    int64_t server_uid_seen;
     dcs_client_stats stats;
 };
 
@@ -295,7 +296,7 @@ static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
         return;
     c->connected = 0;
     c->input_pending = 0;
-    c->t_heartbeat = c->t_liveness = DCS_NEVER;
+    c->t_heartbeat = c->t_liveness = c->t_sweep = DCS_NEVER;
     if (dcs_decoder_finish(c->dec, &c->err) == DCS_ERROR) {
         c->stats.decode_errors++;
         dcs__log(c, DCS_LOG_WARN, DCS_CAT_CLIENT, dcs_err_name(c->err.code), "%s",
@@ -359,6 +360,7 @@ static void dcs__open(dcs_client *c, dcs_ms now, const char *nonce, const char *
     c->failures = 0;
     c->t_state = DCS_NEVER;
     c->t_heartbeat = now + c->cfg.s.client_heartbeat;
+    c->t_sweep = now + c->cfg.s.auth_sweep;
     c->last_activity = now;
     x = dcs__push(c, DCS_ACT_OPEN);
     if (x) {
@@ -396,6 +398,7 @@ void dcs_client_connect_result(dcs_client *c, dcs_ms now, int result, int64_t pe
     dcs_decoder_reset(c->dec);
     c->t_liveness = now + c->cfg.s.heartbeat_timeout;
     c->connected_at_wall = NOW_WALL(c, now);
+    c->server_uid_seen = peer_uid;
     if (c->cfg.server_uid >= 0 && peer_uid != c->cfg.server_uid) {
         dcs__log(c, DCS_LOG_ERROR, DCS_CAT_AUTH, "peer-uid-refused",
                  "server uid %lld is not the expected %lld", (long long)peer_uid,
@@ -437,7 +440,7 @@ static void dcs__closed(dcs_client *c, dcs_ms now)
     }
     c->attempting = 0;
     c->state = DCS_CLIENT_CLOSED;
-    c->t_state = c->t_heartbeat = c->t_liveness = DCS_NEVER;
+    c->t_state = c->t_heartbeat = c->t_liveness = c->t_sweep = DCS_NEVER;
 }
 
 void dcs_client_stop(dcs_client *c, dcs_ms now)
@@ -812,6 +815,21 @@ static void dcs__timers(dcs_client *c, dcs_ms now)
             }
         }
     }
+    if (c->t_sweep <= now && c->state == DCS_CLIENT_OPEN) {
+        /* The registry sweep (spec 10.2): with heartbeats, liveness closes a
+         * silent connection long before this; it matters when the timers are
+         * configured otherwise. */
+        c->t_sweep = now + c->cfg.s.auth_sweep;
+        if (now - c->last_activity >= c->cfg.s.auth_idle) {
+            dcs__log(c, DCS_LOG_WARN, DCS_CAT_AUTH, "auth-idle",
+                     "server %s idle for %lld ms; removed from the registry", c->server_id,
+                     (long long)(now - c->last_activity));
+            dcs__close_notice(c, now, "auth-idle");
+            dcs__lost(c, now, "auth-idle");
+            c->state = DCS_CLIENT_BACKOFF;
+            c->t_state = now + dcs__delay(c, 0);
+        }
+    }
     if (c->t_heartbeat <= now && c->state == DCS_CLIENT_OPEN) {
         c->t_heartbeat = now + c->cfg.s.client_heartbeat;
         c->enc.len = 0;
@@ -829,6 +847,8 @@ dcs_ms dcs_client_deadline(const dcs_client *c)
         d = c->t_liveness;
     if (c->t_heartbeat < d)
         d = c->t_heartbeat;
+    if (c->t_sweep < d)
+        d = c->t_sweep;
     if (dcs_queue_next_expiry(c->queue) < d)
         d = dcs_queue_next_expiry(c->queue);
     return d;
@@ -906,6 +926,19 @@ static char *dcs__strdup(const dcs_allocator *a, const char *s)
     if (d)
         memcpy(d, s, n);
     return d;
+}
+
+void dcs_client_registry(const dcs_client *c, dcs_ms now, dcs_registry_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    if (!c->connected || (c->state != DCS_CLIENT_OPEN && c->state != DCS_CLIENT_STOPPING))
+        return;
+    e->present = 1;
+    e->id = c->server_id;
+    e->uid = c->server_uid_seen;
+    e->connected_at = c->connected_at_wall;
+    e->last_activity = NOW_WALL(c, c->last_activity);
+    e->active = now - c->last_activity < c->cfg.s.auth_active;
 }
 
 int dcs_client_state(const dcs_client *c)
@@ -1006,7 +1039,8 @@ dcs_client *dcs_client_new(const dcs_client_config *cfg, int *err)
     c->cfg.client_type = c->client_type;
     c->cfg.secret = c->secret;
     c->state = DCS_CLIENT_DISCONNECTED;
-    c->t_state = c->t_heartbeat = c->t_liveness = DCS_NEVER;
+    c->t_state = c->t_heartbeat = c->t_liveness = c->t_sweep = DCS_NEVER;
+    c->server_uid_seen = -1;
     if (err)
         *err = 0;
     return c;

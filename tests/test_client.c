@@ -724,3 +724,40 @@ Test(client, every_allocation_may_fail)
             break;
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* 10.2 Registry                                                             */
+
+static void short_idle(dcs_client_config *c)
+{
+    c->s.auth_idle = 1000;
+    c->s.auth_sweep = 500;
+    c->s.auth_active = 300;
+    c->s.heartbeat_timeout = 100000;
+}
+
+Test(client, registry_entry_and_idle_sweep)
+{
+    struct fx f;
+    dcs_registry_entry e;
+    dcs_ms t0;
+    fx_init(&f, short_idle);
+    dcs_client_registry(f.c, f.now, &e);
+    cr_assert_not(e.present, "no entry before OPEN");
+    fx_connect(&f);
+    t0 = f.now;
+    dcs_client_registry(f.c, f.now, &e);
+    cr_assert(e.present && e.active);
+    cr_assert_str_eq(e.id, "external-crawler");
+    cr_assert_eq(e.connected_at, 1735930800000LL);
+    fx_advance(&f, t0 + 300);
+    dcs_client_registry(f.c, f.now, &e);
+    cr_assert(e.present && !e.active, "stale after DCS_T_AUTH_ACTIVE");
+    fx_advance(&f, t0 + 999);
+    cr_assert_eq(dcs_client_state(f.c), DCS_CLIENT_OPEN);
+    fx_advance(&f, t0 + 1000); /* the sweep at 1000 finds it idle for 1000 ms */
+    cr_assert_geq(fx_find(&f, 0, DCS_ACT_CLOSE, "auth-idle"), 0);
+    dcs_client_registry(f.c, f.now, &e);
+    cr_assert_not(e.present);
+    fx_fini(&f);
+}
