@@ -204,7 +204,7 @@ static void prepare_stream(struct bench_stream *s)
                 s->prefix_len = (size_t)(m.offset + m.raw.len);
         }
     }
-    if (dcs_decoder_finish(d, &e) == DCS_ERROR)
+    while (dcs_decoder_finish(d, &e) == DCS_ERROR)
         bench_die("%s: %s", s->name, e.message);
     dcs_decoder_free(d);
     if (!s->messages)

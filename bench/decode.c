@@ -62,7 +62,7 @@ static int pass_dcs(void *arg, uint64_t *msgs, uint64_t *sig)
         }
         off += k;
     }
-    if (dcs_decoder_finish(c->d, &e) == DCS_ERROR)
+    while (dcs_decoder_finish(c->d, &e) == DCS_ERROR)
         return bench_fail("%s", e.message);
     *msgs = n;
     *sig = sg;

@@ -856,8 +856,9 @@ int bench_check_stream(const char *buf, size_t len, bench_check *c)
             c->first = e;
         }
     }
-    if (dcs_decoder_finish(d, &e) == DCS_ERROR && c->errors++ == 0)
-        c->first = e;
+    while (dcs_decoder_finish(d, &e) == DCS_ERROR)
+        if (c->errors++ == 0)
+            c->first = e;
     dcs_decoder_free(d);
     return c->errors ? -1 : 0;
 }

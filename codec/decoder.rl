@@ -14,6 +14,13 @@
  *           bracket counter, then resume the machine after it (spec 11.2 d).
  * A message that has already been reported (too_large, too_deep, nomem) is
  * still parsed to its end in "discard" state, without buffering, and dropped.
+ *
+ * Small chunks in the middle of a message that hold no '}' cannot complete a
+ * message, so the decoder only copies them (it must keep them anyway) and runs
+ * the machine over them later, in one go, when a chunk that may end the
+ * message arrives or the stream ends ("replay"). The bytes are parsed in the
+ * same order with the same offsets, so the events are the same; feeding one
+ * byte at a time then costs a copy per byte instead of a machine entry.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,6 +36,9 @@
 /* The decoder                                                               */
 
 enum { MODE_NORMAL, MODE_RESYNC, MODE_DEEP };
+
+/* Chunks of at most this many bytes may be deferred (see dcs__try_defer). */
+#define DCS__DEFER_MAX 256u
 
 /* Known envelope members, in wire order. */
 enum { M_ORIGIN, M_DESTINATION, M_TYPE, M_KEY, M_PAYLOAD, M_TIMESTAMP, M_COUNT, M_UNKNOWN = -1 };
@@ -75,6 +85,16 @@ struct dcs_decoder {
     size_t n_spans, cap_spans;
     struct dcs__span sink; /* written instead of spans[] after a failed allocation */
     struct dcs__span *cur; /* the member being parsed: &spans[n_spans - 1] or &sink */
+
+    /* Deferred parsing of small chunks (see dcs__try_defer): bytes fed but
+     * not yet run through the machine, stream offsets [pend_base, +len). */
+    dcs_buf pend;
+    uint64_t pend_base;
+    int replay; /* the current chunk is pend; the caller's chunk is saved */
+    const unsigned char *r_chunk;
+    size_t r_len, r_pos;
+    uint64_t r_base;
+    int r_have;
 
     /* DEEP mode */
     uint64_t deep_at, deep_depth;
@@ -244,6 +264,8 @@ static void dcs__start_stream(dcs_decoder *d)
     d->buf_end = 0;
     d->n_spans = 0;
     d->cur = &d->sink;
+    d->pend.len = 0;
+    d->replay = 0;
 }
 
 dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
@@ -277,6 +299,11 @@ dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
     }
     dcs_buf_init(&d->mbuf, a);
     dcs_buf_init(&d->scratch, a);
+    dcs_buf_init(&d->pend, a);
+    if (dcs_buf_reserve(&d->pend, DCS__DEFER_MAX)) {
+        dcs_decoder_free(d);
+        goto nomem;
+    }
     dcs__start_stream(d);
     if (err)
         *err = 0;
@@ -295,6 +322,7 @@ void dcs_decoder_free(dcs_decoder *d)
     a = d->alloc;
     dcs_buf_free(&d->mbuf);
     dcs_buf_free(&d->scratch);
+    dcs_buf_free(&d->pend);
     if (d->spans)
         a->free(a->ud, d->spans);
     if (d->members)
@@ -310,6 +338,10 @@ void dcs_decoder_reset(dcs_decoder *d)
     /* Bytes of a message cut off by the reset were never delivered. */
     if (d->msg_start != DCS_NO_OFFSET) {
         uint64_t here = d->have_chunk ? d->base + d->pos : d->buf_end;
+        if (d->replay)
+            here = d->r_have ? d->r_base + d->r_pos : d->pend_base + d->pend.len;
+        else if (d->pend.len)
+            here = d->pend_base + d->pend.len;
         if (here > d->msg_start)
             d->stats.bytes_skipped += here - d->msg_start;
     }
@@ -323,8 +355,10 @@ const dcs_decoder_stats *dcs_decoder_get_stats(const dcs_decoder *d)
 
 int dcs_decoder_idle(const dcs_decoder *d)
 {
-    return d->msg_start == DCS_NO_OFFSET && d->mode != MODE_DEEP;
+    return d->msg_start == DCS_NO_OFFSET && d->mode != MODE_DEEP && d->pend.len == 0;
 }
+
+static inline int dcs__try_defer(dcs_decoder *d);
 
 int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
 {
@@ -336,6 +370,8 @@ int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
     d->pos = 0;
     d->have_chunk = 1;
     d->stats.bytes_in += len;
+    if (len <= DCS__DEFER_MAX)
+        dcs__try_defer(d);
     return 0;
 }
 
@@ -701,6 +737,60 @@ static int dcs__skip_deep(dcs_decoder *d)
     return 0;
 }
 
+
+/* A fresh small chunk inside a message that cannot end the message: keep it
+ * for later. Returns 1 if it was deferred. Called by dcs_decoder_feed, so a
+ * deferred chunk costs one copy and no machine entry. */
+static inline int dcs__try_defer(dcs_decoder *d)
+{
+    size_t n = d->chunk_len, i;
+    const unsigned char *c = d->chunk;
+    char *dst;
+    if (d->mode != MODE_NORMAL || d->msg_start == DCS_NO_OFFSET || d->discard ||
+        n > DCS__DEFER_MAX - d->pend.len || d->pend.cap < DCS__DEFER_MAX)
+        return 0;
+    /* Small: copy and look for '}' in one pass, without library calls. */
+    dst = d->pend.data + d->pend.len;
+    for (i = 0; i < n; i++) {
+        if (c[i] == '}')
+            return 0;
+        dst[i] = (char)c[i];
+    }
+    if (d->pend.len == 0)
+        d->pend_base = d->base;
+    d->pend.len += n;
+    d->pos = n;
+    d->have_chunk = 0;
+    return 1;
+}
+
+/* Run the deferred bytes now, before the caller's current chunk (if any). */
+static void dcs__start_replay(dcs_decoder *d)
+{
+    d->r_chunk = d->chunk;
+    d->r_len = d->chunk_len;
+    d->r_pos = d->pos;
+    d->r_base = d->base;
+    d->r_have = d->have_chunk;
+    d->chunk = (const unsigned char *)d->pend.data;
+    d->chunk_len = d->pend.len;
+    d->pos = 0;
+    d->base = d->pend_base;
+    d->have_chunk = 1;
+    d->replay = 1;
+}
+
+static void dcs__end_replay(dcs_decoder *d)
+{
+    d->chunk = d->r_chunk;
+    d->chunk_len = d->r_len;
+    d->pos = d->r_pos;
+    d->base = d->r_base;
+    d->have_chunk = d->r_have;
+    d->replay = 0;
+    d->pend.len = 0;
+}
+
 int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 {
     for (;;) {
@@ -708,17 +798,29 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 
         if (!d->have_chunk)
             return DCS_AGAIN;
+        if (d->pos == 0 && !d->replay && d->pend.len) {
+            dcs__start_replay(d);
+            continue;
+        }
         if (d->pos >= d->chunk_len) {
         chunk_end:
             /* End of chunk: a message in progress keeps its bytes. */
             if (d->msg_start != DCS_NO_OFFSET && !d->discard) {
                 if (dcs__buffer_tail(d, d->base + d->chunk_len)) {
+                    uint64_t end = d->base + d->chunk_len;
                     d->discard = 1;
                     d->mbuf.len = 0;
-                    d->have_chunk = 0;
-                    return dcs__report(d, err, DCS_ENOMEM, d->base + d->chunk_len,
+                    if (d->replay)
+                        dcs__end_replay(d);
+                    else
+                        d->have_chunk = 0;
+                    return dcs__report(d, err, DCS_ENOMEM, end,
                                        "out of memory while buffering a message");
                 }
+            }
+            if (d->replay) {
+                dcs__end_replay(d);
+                continue;
             }
             d->have_chunk = 0;
             return DCS_AGAIN;
@@ -805,8 +907,24 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 
 int dcs_decoder_finish(dcs_decoder *d, dcs_error *err)
 {
-    uint64_t end = d->base + d->chunk_len;
+    uint64_t end;
     int rc = DCS_AGAIN;
+    /* Deferred bytes are parsed first; they may hold errors (never a whole
+     * message: they hold no '}'), reported one per call. */
+    if (d->pend.len && !d->replay) {
+        d->have_chunk = 0;
+        d->pos = d->chunk_len;
+        dcs__start_replay(d);
+    }
+    while (d->replay) {
+        dcs_message unused;
+        int ev = dcs_decoder_next(d, &unused, err);
+        if (ev == DCS_ERROR)
+            return DCS_ERROR;
+        if (ev == DCS_AGAIN)
+            break;
+    }
+    end = d->base + d->chunk_len;
     if ((d->msg_start != DCS_NO_OFFSET || d->mode == MODE_DEEP) && !d->discard)
         rc = dcs__report(d, err, DCS_ETRUNCATED, end,
                          "the stream ended inside a message that began at byte %llu",

@@ -297,7 +297,7 @@ static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
     c->connected = 0;
     c->input_pending = 0;
     c->t_heartbeat = c->t_liveness = c->t_sweep = DCS_NEVER;
-    if (dcs_decoder_finish(c->dec, &c->err) == DCS_ERROR) {
+    while (dcs_decoder_finish(c->dec, &c->err) == DCS_ERROR) {
         c->stats.decode_errors++;
         dcs__log(c, DCS_LOG_WARN, DCS_CAT_CLIENT, dcs_err_name(c->err.code), "%s",
                  c->err.message);

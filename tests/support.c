@@ -151,7 +151,7 @@ char *decode_log(const dcs_decoder_config *cfg, const char *in, size_t len, cons
             log_event(&log, &tmp, ev, &msg, &err);
         start = end;
     }
-    if ((ev = dcs_decoder_finish(d, &err)) != DCS_AGAIN)
+    while ((ev = dcs_decoder_finish(d, &err)) != DCS_AGAIN)
         log_event(&log, &tmp, ev, &msg, &err);
     dcs_decoder_free(d);
     dcs_buf_free(&tmp);

@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     }
     {
         dcs_error err;
-        if (dcs_decoder_finish(st.dec, &err) == DCS_ERROR) {
+        while (dcs_decoder_finish(st.dec, &err) == DCS_ERROR) {
             fprintf(stderr, "error: %s at byte %llu: %s\n", dcs_err_name(err.code),
                     (unsigned long long)err.offset, err.message);
             st.errors++;

@@ -207,9 +207,12 @@ enum dcs_event { DCS_AGAIN = 0, DCS_MESSAGE = 1, DCS_ERROR = 2 };
  * which is then skipped. */
 int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
 
-/* Signal the end of the stream. Returns DCS_ERROR with *err = DCS_ETRUNCATED if
- * a message was still incomplete (it is discarded), otherwise DCS_AGAIN. The
- * decoder is then reset as by dcs_decoder_reset(). */
+/* Signal the end of the stream. Returns DCS_ERROR with *err filled while
+ * errors remain to be reported: call it again until it returns DCS_AGAIN.
+ * The last error, if any, is DCS_ETRUNCATED when a message was still
+ * incomplete (it is discarded). The decoder is then reset as by
+ * dcs_decoder_reset(). (Errors other than truncated arise here only from
+ * small chunks whose parsing the decoder deferred; see decoder.rl.) */
 int dcs_decoder_finish(dcs_decoder *d, dcs_error *err);
 
 const dcs_decoder_stats *dcs_decoder_get_stats(const dcs_decoder *d);
