@@ -188,7 +188,10 @@ static inline void dcs__push_span(dcs_decoder *d, uint64_t ns)
         d->done = 1;
         fbreak;
     }
-    action tkey_start { dcs__push_span(d, OFF(p) + 1); }
+    # One action per opening quote records and then skips (fexec moves p, so
+    # nothing may run after it on the same transition).
+    action tkey_open  { dcs__push_span(d, OFF(p) + 1); fexec dcs__scan_plain(p + 1, pe); }
+    action tstr_open  { d->cur->vs = OFF(p); d->esc = 0; fexec dcs__scan_plain(p + 1, pe); }
     action tkey_end   { d->cur->ne = OFF(p); d->cur->nesc = (unsigned char)d->esc; }
     action tval_start { d->cur->vs = OFF(p); d->esc = 0; }
     action tval_end1  { d->cur->ve = OFF(p) + 1; d->cur->vesc = (unsigned char)d->esc; }
@@ -196,8 +199,9 @@ static inline void dcs__push_span(dcs_decoder *d, uint64_t ns)
     action topen_obj  { d->cur->vs = OFF(p); if (DCS__TOO_DEEP()) fbreak; fcall obj; }
     action topen_arr  { d->cur->vs = OFF(p); if (DCS__TOO_DEEP()) fbreak; fcall arr; }
 
-    tkey = string >tkey_start @tkey_end;
-    tvalue = ( ( string | literal ) >tval_start @tval_end1
+    tkey = ( '"' @tkey_open str_body ) <>!err_str @tkey_end;
+    tvalue = ( ( '"' @tstr_open str_body ) <>!err_str @tval_end1
+             | literal >tval_start @tval_end1
              | number >tval_start %tval_end0
              | '{' @topen_obj
              | '[' @topen_arr ) >!err_value;

@@ -59,7 +59,11 @@
     esc = ( '\\' >esc_seen ( ["\\/bfnrt] | 'u' u_body ) ) <>!err_esc;
 
     plain = 0x20..0x7f - ["\\];
-    string = ( '"' ( plain @plain | u8 | esc )* '"' ) <>!err_str;
+    # The string body after the opening quote. Each opening quote's action
+    # also skips the plain bytes that follow it, so a plain string costs
+    # two transitions (its quotes) and one scan.
+    str_body = ( plain @plain | u8 | esc )* '"';
+    string = ( '"' @plain str_body ) <>!err_str;
 
     int_part = '-'? ( '0' | [1-9] [0-9]* );
     number = ( int_part ( '.' [0-9]+ )? ( [eE] [+\-]? [0-9]+ )? ) <>!err_num %!err_num_end;
