@@ -65,7 +65,12 @@
     str_body = ( plain @plain | u8 | esc )* '"';
     string = ( '"' @plain str_body ) <>!err_str;
 
-    int_part = '-'? ( '0' | [1-9] [0-9]* );
+    # A run of digits is skipped from the action on its first digit; the
+    # machine then reads only the last digit again, in the loop state.
+    action digits    { { const unsigned char *q = p + 1;
+                         while (q < pe && *q >= '0' && *q <= '9') q++;
+                         if (q - 1 > p) fexec q - 1; } }
+    int_part = '-'? ( '0' | [1-9] @digits [0-9]* );
     number = ( int_part ( '.' [0-9]+ )? ( [eE] [+\-]? [0-9]+ )? ) <>!err_num %!err_num_end;
 
     literal = ( 'true' | 'false' | 'null' ) <>!err_lit %!err_lit_end;
