@@ -91,6 +91,7 @@ struct dcs_decoder {
     dcs_buf pend;
     uint64_t pend_base;
     int replay; /* the current chunk is pend; the caller's chunk is saved */
+    int can_defer; /* set when next() returns DCS_AGAIN inside a message it keeps */
     const unsigned char *r_chunk;
     size_t r_len, r_pos;
     uint64_t r_base;
@@ -270,6 +271,7 @@ static void dcs__start_stream(dcs_decoder *d)
     d->cur = &d->sink;
     d->pend.len = 0;
     d->replay = 0;
+    d->can_defer = 0;
 }
 
 dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
@@ -371,9 +373,20 @@ int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
     d->base += d->chunk_len;
     d->chunk = chunk;
     d->chunk_len = len;
+    d->stats.bytes_in += len;
+    /* The cheapest case, one byte that cannot end the message (see
+     * dcs__try_defer): keep it and return. */
+    if (len == 1 && d->can_defer && d->pend.len < DCS__DEFER_MAX &&
+        *(const unsigned char *)chunk != '}') {
+        if (d->pend.len == 0)
+            d->pend_base = d->base;
+        d->pend.data[d->pend.len++] = *(const char *)chunk;
+        d->pos = 1;
+        d->have_chunk = 0;
+        return 0;
+    }
     d->pos = 0;
     d->have_chunk = 1;
-    d->stats.bytes_in += len;
     if (len <= DCS__DEFER_MAX)
         dcs__try_defer(d);
     return 0;
@@ -750,8 +763,9 @@ static inline int dcs__try_defer(dcs_decoder *d)
     size_t n = d->chunk_len, i;
     const unsigned char *c = d->chunk;
     char *dst;
-    if (d->mode != MODE_NORMAL || d->msg_start == DCS_NO_OFFSET || d->discard ||
-        n > DCS__DEFER_MAX - d->pend.len || d->pend.cap < DCS__DEFER_MAX)
+    /* can_defer: NORMAL mode, inside a message that is being kept (see
+     * dcs_decoder_next); pend always has DCS__DEFER_MAX bytes of room. */
+    if (!d->can_defer || n > DCS__DEFER_MAX - d->pend.len)
         return 0;
     /* Small: copy and look for '}' in one pass, without library calls. */
     dst = d->pend.data + d->pend.len;
@@ -827,6 +841,8 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
                 continue;
             }
             d->have_chunk = 0;
+            d->can_defer =
+                d->mode == MODE_NORMAL && d->msg_start != DCS_NO_OFFSET && !d->discard;
             return DCS_AGAIN;
         }
         p = d->chunk + d->pos;
