@@ -1,8 +1,8 @@
 /* client.c - the client (web-app side) state machine (spec section 8).
  *
  * Inputs record what happened; dcs_client_next() then hands out one action at
- * a time. Actions wait in a small list (acts) whose texts and copied bytes
- * live in an arena (arena) that is reset once the list has been drained. The
+ * a time from the action list of actions.h (texts and copied bytes in an
+ * arena reset once the list has been drained). The
  * decoder is advanced one event per dcs_client_next() call, and only when no
  * action is waiting, so a DELIVER action's message stays valid until the next
  * call. Messages handed to the shell in WRITE actions stay in the in-flight
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions.h"
 #include "dcs/client.h"
 #include "wire.h"
 
@@ -22,20 +23,6 @@
 /* Types                                                                     */
 
 enum { K_APP, K_REPLY, K_CONTROL }; /* what an in-flight write is (spec 8.6) */
-
-struct dcs__inflight {
-    uint64_t id;
-    int kind;
-    dcs_ms enqueued;
-    char *data;
-    size_t len;
-};
-
-struct dcs__act {
-    dcs_action a;
-    size_t text_off, data_off; /* into the arena; SIZE_MAX when unused */
-    int data_in_arena;
-};
 
 struct dcs_client {
     dcs_client_config cfg;
@@ -56,17 +43,14 @@ struct dcs_client {
     dcs_error err;
 
     dcs_queue *queue;
-    struct dcs__inflight *inflight;
-    size_t n_inflight, cap_inflight, inflight_bytes;
+    dcs__flight fl;
     uint64_t next_id;
 
     dcs_dedup *dedup_progress, *dedup_token;
 
-    struct dcs__act *acts;
-    size_t n_acts, head_acts, cap_acts;
+    dcs__actions q;
     char **graveyard;
     size_t n_grave, cap_grave;
-    dcs_buf arena;
     dcs_buf scratch, enc;
 
     dcs_ms connected_at_wall, last_activity, t_sweep;
@@ -93,30 +77,7 @@ const char *dcs_client_state_name(int state)
 
 static struct dcs__act *dcs__push(dcs_client *c, int kind)
 {
-    struct dcs__act *x;
-    if (c->n_acts == c->cap_acts) {
-        size_t cap = c->cap_acts ? c->cap_acts * 2 : 32;
-        struct dcs__act *v = c->al->realloc(c->al->ud, c->acts, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        c->acts = v;
-        c->cap_acts = cap;
-    }
-    x = &c->acts[c->n_acts++];
-    memset(x, 0, sizeof *x);
-    x->a.kind = kind;
-    x->a.conn = c->gen;
-    x->text_off = x->data_off = SIZE_MAX;
-    return x;
-}
-
-/* Copy bytes into the arena; returns the offset or SIZE_MAX. */
-static size_t dcs__keep(dcs_client *c, const void *p, size_t n)
-{
-    size_t off = c->arena.len;
-    if (dcs_buf_append(&c->arena, p, n) || dcs_buf_append(&c->arena, "", 1))
-        return SIZE_MAX;
-    return off;
+    return dcs__actions_push(&c->q, kind, c->gen);
 }
 
 static void dcs__log(dcs_client *c, int level, const char *category, const char *reason,
@@ -125,39 +86,20 @@ static void dcs__log(dcs_client *c, int level, const char *category, const char 
 static void dcs__log(dcs_client *c, int level, const char *category, const char *reason,
                      const char *fmt, ...)
 {
-    char text[256];
     va_list ap;
-    struct dcs__act *x = dcs__push(c, DCS_ACT_LOG);
-    if (!x)
-        return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    dcs__actions_logv(&c->q, c->gen, level, category, reason, fmt, ap);
     va_end(ap);
-    x->a.level = level;
-    x->a.category = category;
-    x->a.reason = reason;
-    x->text_off = dcs__keep(c, text, strlen(text));
 }
 
 static void dcs__drop(dcs_client *c, uint64_t id, const char *reason, const char *data, size_t len)
 {
-    struct dcs__act *x = dcs__push(c, DCS_ACT_DROP);
-    if (!x)
-        return;
-    x->a.id = id;
-    x->a.reason = reason;
-    x->data_off = dcs__keep(c, data, len);
-    x->a.data.len = len;
-    x->data_in_arena = 1;
+    dcs__actions_drop(&c->q, c->gen, id, reason, data, len);
 }
 
 static void dcs__simple(dcs_client *c, int kind, const char *reason, unsigned flags)
 {
-    struct dcs__act *x = dcs__push(c, kind);
-    if (x) {
-        x->a.reason = reason;
-        x->a.flags = flags;
-    }
+    dcs__actions_simple(&c->q, c->gen, kind, reason, flags);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -167,39 +109,12 @@ static void dcs__simple(dcs_client *c, int kind, const char *reason, unsigned fl
 static int dcs__write(dcs_client *c, int kind, uint64_t id, dcs_ms enqueued, const char *data,
                       size_t len)
 {
-    struct dcs__inflight *f;
-    struct dcs__act *x;
-    char *copy;
-    if (c->n_inflight == c->cap_inflight) {
-        size_t cap = c->cap_inflight ? c->cap_inflight * 2 : 16;
-        struct dcs__inflight *v = c->al->realloc(c->al->ud, c->inflight, cap * sizeof *v);
-        if (!v)
-            return DCS_ENOMEM;
-        c->inflight = v;
-        c->cap_inflight = cap;
+    int rc = dcs__flight_write(&c->fl, &c->q, c->gen, kind, id, enqueued, data, len);
+    if (rc == 0) {
+        c->stats.messages_out++;
+        c->stats.bytes_out += len;
     }
-    copy = c->al->alloc(c->al->ud, len ? len : 1);
-    if (!copy)
-        return DCS_ENOMEM;
-    memcpy(copy, data, len);
-    x = dcs__push(c, DCS_ACT_WRITE);
-    if (!x) {
-        c->al->free(c->al->ud, copy);
-        return DCS_ENOMEM;
-    }
-    f = &c->inflight[c->n_inflight++];
-    f->id = id;
-    f->kind = kind;
-    f->enqueued = enqueued;
-    f->data = copy;
-    f->len = len;
-    c->inflight_bytes += len;
-    x->a.id = id;
-    x->a.data.ptr = copy;
-    x->a.data.len = len;
-    c->stats.messages_out++;
-    c->stats.bytes_out += len;
-    return 0;
+    return rc;
 }
 
 /* Build a control message in enc and write it. */
@@ -238,7 +153,7 @@ static void dcs__flush(dcs_client *c, dcs_ms now)
 {
     size_t max = c->cfg.max_inflight_bytes;
     dcs_queue_expire(c->queue, now);
-    while (c->inflight_bytes < max) {
+    while (c->fl.bytes < max) {
         const dcs_queue_item *it = dcs_queue_peek(c->queue);
         if (!it)
             break;
@@ -304,8 +219,8 @@ static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
     }
     /* In-flight writes: queueable ones go back to the head of the queue in
      * their order, the others are lost (spec 8.6). */
-    for (i = c->n_inflight; i-- > 0;) {
-        struct dcs__inflight *f = &c->inflight[i];
+    for (i = c->fl.n; i-- > 0;) {
+        struct dcs__inflight *f = &c->fl.v[i];
         if (f->kind == K_APP &&
             dcs_queue_push_front(c->queue, f->enqueued, f->id, f->data, f->len) == 0) {
             n_back++;
@@ -315,7 +230,7 @@ static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
                 dcs__drop(c, f->id, "lost-in-flight", f->data, f->len);
         }
     }
-    for (i = 0; i < c->n_inflight; i++) {
+    for (i = 0; i < c->fl.n; i++) {
         /* A WRITE action not yet handed out may point at this buffer. */
         if (c->n_grave == c->cap_grave) {
             size_t cap = c->cap_grave ? c->cap_grave * 2 : 16;
@@ -326,19 +241,15 @@ static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
             }
         }
         if (c->n_grave < c->cap_grave) {
-            c->graveyard[c->n_grave++] = c->inflight[i].data;
+            c->graveyard[c->n_grave++] = c->fl.v[i].data;
         } else {
             /* Out of memory: cancel the WRITE actions that point at it. */
-            size_t k;
-            for (k = c->head_acts; k < c->n_acts; k++)
-                if (c->acts[k].a.kind == DCS_ACT_WRITE &&
-                    c->acts[k].a.data.ptr == c->inflight[i].data)
-                    c->acts[k].a.kind = DCS_ACT_LOG, c->acts[k].a.reason = "nomem";
-            c->al->free(c->al->ud, c->inflight[i].data);
+            dcs__actions_cancel_writes(&c->q, c->fl.v[i].data);
+            c->al->free(c->al->ud, c->fl.v[i].data);
         }
     }
-    c->n_inflight = 0;
-    c->inflight_bytes = 0;
+    c->fl.n = 0;
+    c->fl.bytes = 0;
     c->stats.connections_lost++;
     dcs__log(c, DCS_LOG_INFO, DCS_CAT_CLIENT, reason,
              "connection %llu ended (%s); %zu unfinished messages re-queued",
@@ -480,18 +391,8 @@ void dcs_client_ended(dcs_client *c, dcs_ms now)
 
 void dcs_client_written(dcs_client *c, dcs_ms now, uint64_t write_id)
 {
-    size_t i;
     (void)now;
-    for (i = 0; i < c->n_inflight; i++) {
-        if (c->inflight[i].id == write_id) {
-            c->inflight_bytes -= c->inflight[i].len;
-            c->al->free(c->al->ud, c->inflight[i].data);
-            memmove(&c->inflight[i], &c->inflight[i + 1],
-                    (c->n_inflight - i - 1) * sizeof c->inflight[0]);
-            c->n_inflight--;
-            return;
-        }
-    }
+    dcs__flight_done(&c->fl, c->al, write_id);
 }
 
 int dcs_client_input(dcs_client *c, dcs_ms now, const void *data, size_t len)
@@ -552,7 +453,7 @@ int dcs_client_send(dcs_client *c, dcs_ms now, const dcs_envelope *env, uint64_t
     if (id)
         *id = mid;
     if (c->state == DCS_CLIENT_OPEN && dcs_queue_count(c->queue) == 0 &&
-        c->inflight_bytes < c->cfg.max_inflight_bytes)
+        c->fl.bytes < c->cfg.max_inflight_bytes)
         return dcs__write(c, K_APP, mid, now, c->enc.data, c->enc.len);
     return dcs_queue_push(c->queue, now, mid, c->enc.data, c->enc.len);
 }
@@ -856,23 +757,13 @@ dcs_ms dcs_client_deadline(const dcs_client *c)
 
 static int dcs__pop(dcs_client *c, dcs_action *a)
 {
-    struct dcs__act *x;
-    if (c->head_acts == c->n_acts)
-        return 0;
-    x = &c->acts[c->head_acts++];
-    *a = x->a;
-    a->text = x->text_off != SIZE_MAX ? c->arena.data + x->text_off : "";
-    if (x->data_in_arena)
-        a->data.ptr = x->data_off != SIZE_MAX ? c->arena.data + x->data_off : NULL;
-    return 1;
+    return dcs__actions_pop(&c->q, a);
 }
 
 int dcs_client_next(dcs_client *c, dcs_ms now, dcs_action *a)
 {
-    if (c->head_acts == c->n_acts) {
+    if (dcs__actions_reset_if_drained(&c->q)) {
         size_t i;
-        c->head_acts = c->n_acts = 0;
-        c->arena.len = 0;
         for (i = 0; i < c->n_grave; i++)
             c->al->free(c->al->ud, c->graveyard[i]);
         c->n_grave = 0;
@@ -902,7 +793,7 @@ int dcs_client_next(dcs_client *c, dcs_ms now, dcs_action *a)
     }
     if (c->state == DCS_CLIENT_OPEN || c->state == DCS_CLIENT_STOPPING)
         dcs__flush(c, now);
-    if (c->state == DCS_CLIENT_STOPPING && dcs_queue_count(c->queue) == 0 && c->n_inflight == 0)
+    if (c->state == DCS_CLIENT_STOPPING && dcs_queue_count(c->queue) == 0 && c->fl.n == 0)
         dcs__closed(c, now);
     c->stats.queue_depth = dcs_queue_count(c->queue);
     c->stats.queue_bytes = dcs_queue_bytes(c->queue);
@@ -963,14 +854,11 @@ void dcs_client_free(dcs_client *c)
     if (!c)
         return;
     a = c->al;
-    for (i = 0; i < c->n_inflight; i++)
-        a->free(a->ud, c->inflight[i].data);
+    dcs__flight_free(&c->fl, a);
     for (i = 0; i < c->n_grave; i++)
         a->free(a->ud, c->graveyard[i]);
     a->free(a->ud, c->graveyard);
-    a->free(a->ud, c->inflight);
-    a->free(a->ud, c->acts);
-    dcs_buf_free(&c->arena);
+    dcs__actions_free(&c->q);
     dcs_buf_free(&c->scratch);
     dcs_buf_free(&c->enc);
     dcs_queue_free(c->queue);
@@ -1009,7 +897,7 @@ dcs_client *dcs_client_new(const dcs_client_config *cfg, int *err)
     c->cfg = *cfg;
     if (!c->cfg.max_inflight_bytes)
         c->cfg.max_inflight_bytes = 1u << 20;
-    dcs_buf_init(&c->arena, a);
+    dcs__actions_init(&c->q, a);
     dcs_buf_init(&c->scratch, a);
     dcs_buf_init(&c->enc, a);
     c->id = dcs__strdup(a, cfg->id ? cfg->id : "web-server");

@@ -5,8 +5,8 @@
  * server_out.c.
  *
  * As in client.c, inputs record events and dcs_server_next() hands out one
- * action at a time from a list whose texts live in an arena reset when the
- * list has been drained. A connection's decoder is advanced one event per
+ * action at a time from the action list of actions.h (texts in an arena
+ * reset when the list has been drained). A connection's decoder is advanced one event per
  * call, and only when no action is waiting, so a DELIVER or RESULT action's
  * message stays valid until the next call. A closed connection leaves the
  * connection list at once but is freed only once the actions that may point
@@ -71,92 +71,30 @@ dcs__conn *dcs__srv_find(const dcs_server *s, uint64_t id)
 /* ------------------------------------------------------------------------ */
 /* Actions                                                                   */
 
-struct dcs__sact *dcs__srv_push(dcs_server *s, const dcs__conn *c, int kind)
+struct dcs__act *dcs__srv_push(dcs_server *s, const dcs__conn *c, int kind)
 {
-    struct dcs__sact *x;
-    if (s->n_acts == s->cap_acts) {
-        size_t cap = s->cap_acts ? s->cap_acts * 2 : 32;
-        struct dcs__sact *v = s->al->realloc(s->al->ud, s->acts, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        s->acts = v;
-        s->cap_acts = cap;
-    }
-    x = &s->acts[s->n_acts++];
-    memset(x, 0, sizeof *x);
-    x->a.kind = kind;
-    x->a.conn = c ? c->id : 0;
-    x->text_off = x->data_off = SIZE_MAX;
-    return x;
-}
-
-/* Copy bytes (and a NUL) into the arena; the offset, or SIZE_MAX. */
-static size_t dcs__keep(dcs_server *s, const void *p, size_t n)
-{
-    size_t off = s->arena.len;
-    if (dcs_buf_append(&s->arena, p, n) || dcs_buf_append(&s->arena, "", 1))
-        return SIZE_MAX;
-    return off;
+    return dcs__actions_push(&s->q, kind, c ? c->id : 0);
 }
 
 void dcs__srv_log(dcs_server *s, const dcs__conn *c, int level, const char *category,
                   const char *reason, const char *fmt, ...)
 {
-    char text[320];
     va_list ap;
-    struct dcs__sact *x = dcs__srv_push(s, c, DCS_ACT_LOG);
-    if (!x)
-        return;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    dcs__actions_logv(&s->q, c ? c->id : 0, level, category, reason, fmt, ap);
     va_end(ap);
-    x->a.level = level;
-    x->a.category = category;
-    x->a.reason = reason;
-    x->text_off = dcs__keep(s, text, strlen(text));
 }
 
 void dcs__srv_drop(dcs_server *s, const dcs__conn *c, uint64_t id, const char *reason,
                    const char *data, size_t len)
 {
-    struct dcs__sact *x = dcs__srv_push(s, c, DCS_ACT_DROP);
-    if (!x)
-        return;
-    x->a.id = id;
-    x->a.reason = reason;
-    x->data_off = dcs__keep(s, data, len);
-    x->a.data.len = len;
-    x->data_in_arena = 1;
+    dcs__actions_drop(&s->q, c ? c->id : 0, id, reason, data, len);
 }
 
 void dcs__srv_simple(dcs_server *s, const dcs__conn *c, int kind, const char *reason,
-                        unsigned flags)
+                     unsigned flags)
 {
-    struct dcs__sact *x = dcs__srv_push(s, c, kind);
-    if (x) {
-        x->a.reason = reason;
-        x->a.flags = flags;
-    }
-}
-
-/* Fill in the action just pushed. */
-static void dcs__simple_fill(dcs_server *s, const char *reason, unsigned flags)
-{
-    s->acts[s->n_acts - 1].a.reason = reason;
-    s->acts[s->n_acts - 1].a.flags = flags;
-}
-
-static int dcs__pop(dcs_server *s, dcs_action *a)
-{
-    struct dcs__sact *x;
-    if (s->head_acts == s->n_acts)
-        return 0;
-    x = &s->acts[s->head_acts++];
-    *a = x->a;
-    a->text = x->text_off != SIZE_MAX ? s->arena.data + x->text_off : "";
-    if (x->data_in_arena)
-        a->data.ptr = x->data_off != SIZE_MAX ? s->arena.data + x->data_off : NULL;
-    return 1;
+    dcs__actions_simple(&s->q, c ? c->id : 0, kind, reason, flags);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -165,39 +103,12 @@ static int dcs__pop(dcs_server *s, dcs_action *a)
 int dcs__srv_write(dcs_server *s, dcs__conn *c, int kind, uint64_t id, const char *data,
                    size_t len)
 {
-    struct dcs__sflight *f;
-    struct dcs__sact *x;
-    char *copy;
-    if (c->n_flight == c->cap_flight) {
-        size_t cap = c->cap_flight ? c->cap_flight * 2 : 8;
-        struct dcs__sflight *v = s->al->realloc(s->al->ud, c->flight, cap * sizeof *v);
-        if (!v)
-            return DCS_ENOMEM;
-        c->flight = v;
-        c->cap_flight = cap;
+    int rc = dcs__flight_write(&c->fl, &s->q, c->id, kind, id, 0, data, len);
+    if (rc == 0) {
+        s->stats.messages_out++;
+        s->stats.bytes_out += len;
     }
-    copy = s->al->alloc(s->al->ud, len ? len : 1);
-    if (!copy)
-        return DCS_ENOMEM;
-    if (len)
-        memcpy(copy, data, len);
-    x = dcs__srv_push(s, c, DCS_ACT_WRITE);
-    if (!x) {
-        s->al->free(s->al->ud, copy);
-        return DCS_ENOMEM;
-    }
-    f = &c->flight[c->n_flight++];
-    f->id = id;
-    f->kind = kind;
-    f->data = copy;
-    f->len = len;
-    c->flight_bytes += len;
-    x->a.id = id;
-    x->a.data.ptr = copy;
-    x->a.data.len = len;
-    s->stats.messages_out++;
-    s->stats.bytes_out += len;
-    return 0;
+    return rc;
 }
 
 /* Write the control message built in s->enc (rc: how building went). */
@@ -217,10 +128,7 @@ int dcs__srv_control(dcs_server *s, dcs__conn *c, int rc)
 static void dcs__conn_free(dcs_server *s, dcs__conn *c)
 {
     const dcs_allocator *a = s->al;
-    size_t i;
-    for (i = 0; i < c->n_flight; i++)
-        a->free(a->ud, c->flight[i].data);
-    a->free(a->ud, c->flight);
+    dcs__flight_free(&c->fl, a);
     a->free(a->ud, c->pending);
     a->free(a->ud, c->cid);
     dcs_decoder_free(c->dec);
@@ -235,8 +143,8 @@ void dcs__srv_teardown(dcs_server *s, dcs__conn *c, const char *reason, int writ
     size_t i;
     dcs__srv_pending_closed(s, c);
     if (!writes_go) {
-        for (i = 0; i < c->n_flight; i++) {
-            struct dcs__sflight *f = &c->flight[i];
+        for (i = 0; i < c->fl.n; i++) {
+            struct dcs__inflight *f = &c->fl.v[i];
             if (f->kind == DCS__W_CONTROL)
                 continue;
             s->stats.drop_lost_in_flight++;
@@ -277,10 +185,9 @@ void dcs__srv_close(dcs_server *s, dcs__conn *c, dcs_ms now, const char *reason,
                              dcs__wire_close(&s->enc, s->id, dcs__srv_dest(c), reason,
                                              DCS__WALL(s, now))) == 0;
     }
-    if (!dcs__srv_push(s, c, DCS_ACT_CLOSE))
+    if (!dcs__actions_simple(&s->q, c->id, DCS_ACT_CLOSE, reason,
+                             wrote ? DCS_CLOSE_AFTER_WRITES : 0))
         c->close_unsent = reason; /* handed out later, before c is freed */
-    else
-        dcs__simple_fill(s, reason, wrote ? DCS_CLOSE_AFTER_WRITES : 0);
     dcs__srv_teardown(s, c, reason, wrote);
 }
 
@@ -292,7 +199,7 @@ void dcs__srv_close(dcs_server *s, dcs__conn *c, dcs_ms now, const char *reason,
 void dcs__srv_register_done(dcs_server *s, dcs__conn *c, dcs_ms now)
 {
     char peer[96];
-    struct dcs__sact *x;
+    struct dcs__act *x;
     c->state = DCS__C_REGISTERED;
     c->reg_seq = ++s->reg_seq;
     dcs__srv_log(s, c, DCS_LOG_INFO, DCS_CAT_AUTH, "registered",
@@ -322,12 +229,10 @@ static void dcs__free_dead(dcs_server *s)
     dcs__conn **p = &s->dead;
     while (*p) {
         dcs__conn *c = *p;
-        if (c->close_unsent) {
-            if (!dcs__srv_push(s, c, DCS_ACT_CLOSE)) {
-                p = &c->next_dead;
-                continue;
-            }
-            dcs__simple_fill(s, c->close_unsent, 0);
+        if (c->close_unsent &&
+            !dcs__actions_simple(&s->q, c->id, DCS_ACT_CLOSE, c->close_unsent, 0)) {
+            p = &c->next_dead;
+            continue;
         }
         *p = c->next_dead;
         dcs__conn_free(s, c);
@@ -336,15 +241,13 @@ static void dcs__free_dead(dcs_server *s)
 
 int dcs_server_next(dcs_server *s, dcs_ms now, dcs_action *a)
 {
-    if (s->head_acts == s->n_acts) {
-        s->head_acts = s->n_acts = 0;
-        s->arena.len = 0;
+    if (dcs__actions_reset_if_drained(&s->q)) {
         dcs__free_dead(s);
     }
-    if (dcs__pop(s, a))
+    if (dcs__actions_pop(&s->q, a))
         return 1;
     dcs__srv_timers(s, now);
-    if (dcs__pop(s, a))
+    if (dcs__actions_pop(&s->q, a))
         return 1;
     for (;;) {
         dcs__conn *c = NULL;
@@ -366,10 +269,10 @@ int dcs_server_next(dcs_server *s, dcs_ms now, dcs_action *a)
             dcs__srv_on_error(s, c, now);
         else
             dcs__srv_on_message(s, c, now);
-        if (dcs__pop(s, a))
+        if (dcs__actions_pop(&s->q, a))
             return 1;
     }
-    return dcs__pop(s, a);
+    return dcs__actions_pop(&s->q, a);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -459,8 +362,7 @@ void dcs_server_free(dcs_server *s)
     }
     dcs__srv_queues_free(s);
     a->free(a->ud, s->conns);
-    a->free(a->ud, s->acts);
-    dcs_buf_free(&s->arena);
+    dcs__actions_free(&s->q);
     dcs_buf_free(&s->scratch);
     dcs_buf_free(&s->scratch2);
     dcs_buf_free(&s->enc);
@@ -495,7 +397,7 @@ dcs_server *dcs_server_new(const dcs_server_config *cfg, int *err)
     s->cfg = *cfg;
     if (!s->cfg.max_inflight_bytes)
         s->cfg.max_inflight_bytes = cfg->s.queue_max_bytes;
-    dcs_buf_init(&s->arena, a);
+    dcs__actions_init(&s->q, a);
     dcs_buf_init(&s->scratch, a);
     dcs_buf_init(&s->scratch2, a);
     dcs_buf_init(&s->enc, a);

@@ -149,19 +149,10 @@ int dcs_server_input(dcs_server *s, dcs_ms now, uint64_t conn, const void *data,
 void dcs_server_written(dcs_server *s, dcs_ms now, uint64_t conn, uint64_t write_id)
 {
     dcs__conn *c = dcs__srv_find(s, conn);
-    size_t i;
     if (!c)
         return;
-    for (i = 0; i < c->n_flight; i++) {
-        if (c->flight[i].id == write_id) {
-            c->flight_bytes -= c->flight[i].len;
-            s->al->free(s->al->ud, c->flight[i].data);
-            memmove(&c->flight[i], &c->flight[i + 1], (c->n_flight - i - 1) * sizeof c->flight[0]);
-            c->n_flight--;
-            break;
-        }
-    }
-    if (c->state == DCS__C_SHUTTING && c->n_flight == 0) {
+    dcs__flight_done(&c->fl, s->al, write_id);
+    if (c->state == DCS__C_SHUTTING && c->fl.n == 0) {
         s->stats.shutdown_closes++;
         dcs__srv_close(s, c, now, "shutdown", 0);
     }
@@ -230,7 +221,7 @@ void dcs_server_shutdown(dcs_server *s, dcs_ms now, const char *signal)
         c->state = DCS__C_SHUTTING;
         c->t_grace = now + s->cfg.s.shutdown_grace;
         c->t_heartbeat = DCS_NEVER;
-        if (c->n_flight == 0) {
+        if (c->fl.n == 0) {
             s->stats.shutdown_closes++;
             dcs__srv_close(s, c, now, "shutdown", 0);
         }

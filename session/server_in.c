@@ -91,7 +91,7 @@ static int dcs__eq(const dcs_buf *b, const char *p, size_t n)
 
 static void dcs__deliver(dcs_server *s, dcs__conn *c, const char *reason)
 {
-    struct dcs__sact *x = dcs__srv_push(s, c, DCS_ACT_DELIVER);
+    struct dcs__act *x = dcs__srv_push(s, c, DCS_ACT_DELIVER);
     if (x) {
         x->a.msg = &c->msg;
         x->a.reason = reason;

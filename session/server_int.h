@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 
+#include "actions.h"
 #include "dcs/server.h"
 #include "wire.h"
 
@@ -25,13 +26,6 @@ enum { DCS__R_JOBS = 1, DCS__R_TOKEN, DCS__R_GENERIC };
 enum { DCS__WARN_LATE = 1u, DCS__WARN_MISSING = 2u, DCS__WARN_SILENT = 4u };
 
 #define DCS__RID_MAX 48 /* "<16 hex>-<counter>" and its NUL */
-
-struct dcs__sflight {
-    uint64_t id;
-    int kind;
-    char *data;
-    size_t len;
-};
 
 struct dcs__pending {
     uint64_t req;
@@ -62,19 +56,12 @@ typedef struct dcs__conn {
     int input_pending;
     dcs_message msg;
     dcs_error err;
-    struct dcs__sflight *flight;
-    size_t n_flight, cap_flight, flight_bytes;
+    dcs__flight fl; /* written but not yet reported written */
     struct dcs__pending *pending;
     size_t n_pending, cap_pending;
     const char *close_unsent; /* dead, but its CLOSE could not be queued (nomem) */
     struct dcs__conn *next_dead;
 } dcs__conn;
-
-struct dcs__sact {
-    dcs_action a;
-    size_t text_off, data_off; /* into the arena; SIZE_MAX when unused */
-    int data_in_arena;
-};
 
 /* Messages kept for a destination no registered connection matches (9.7). */
 struct dcs__squeue {
@@ -104,9 +91,8 @@ struct dcs_server {
     uint64_t next_id, reg_seq, rid_counter;
     char rid_prefix[17];
 
-    struct dcs__sact *acts;
-    size_t n_acts, head_acts, cap_acts;
-    dcs_buf arena, scratch, scratch2, enc, pl;
+    dcs__actions q;
+    dcs_buf scratch, scratch2, enc, pl;
 
     dcs_server_stats stats;
     uint64_t codec_errors[DCS__N_CODEC];
@@ -115,7 +101,7 @@ struct dcs_server {
 #define DCS__WALL(s, now) ((now) + (s)->cfg.wall_offset)
 
 /* server.c */
-struct dcs__sact *dcs__srv_push(dcs_server *s, const dcs__conn *c, int kind);
+struct dcs__act *dcs__srv_push(dcs_server *s, const dcs__conn *c, int kind);
 void dcs__srv_simple(dcs_server *s, const dcs__conn *c, int kind, const char *reason,
                      unsigned flags);
 dcs__conn *dcs__srv_find(const dcs_server *s, uint64_t id);

@@ -17,12 +17,12 @@
 static void dcs__write_app(dcs_server *s, dcs__conn *c, uint64_t id, const char *data, size_t len)
 {
     int rc;
-    if (c->n_flight && c->flight_bytes + len > s->cfg.max_inflight_bytes) {
+    if (c->fl.n && c->fl.bytes + len > s->cfg.max_inflight_bytes) {
         s->stats.drop_queue_bytes++;
         dcs__srv_drop(s, c, id, "queue-bytes", data, len);
         dcs__srv_log(s, c, DCS_LOG_WARN, DCS_CAT_SERVER, "queue-bytes",
                      "message %llu for connection %llu dropped: %zu bytes not yet written",
-                     (unsigned long long)id, (unsigned long long)c->id, c->flight_bytes);
+                     (unsigned long long)id, (unsigned long long)c->id, c->fl.bytes);
         return;
     }
     rc = dcs__srv_write(s, c, DCS__W_APP, id, data, len);
@@ -308,7 +308,7 @@ int dcs_server_send(dcs_server *s, dcs_ms now, const dcs_envelope *env, uint64_t
 void dcs__srv_result(dcs_server *s, dcs__conn *c, const struct dcs__pending *p,
                      const char *reason, const dcs_message *msg)
 {
-    struct dcs__sact *x = dcs__srv_push(s, c, DCS_ACT_RESULT);
+    struct dcs__act *x = dcs__srv_push(s, c, DCS_ACT_RESULT);
     size_t off, n = strlen(p->rid);
     if (!x)
         return;
@@ -317,8 +317,8 @@ void dcs__srv_result(dcs_server *s, dcs__conn *c, const struct dcs__pending *p,
     x->a.msg = msg;
     x->a.peer_id.ptr = c->cid ? c->cid : "";
     x->a.peer_id.len = c->cid ? c->cid_len : 0;
-    off = s->arena.len;
-    if (dcs_buf_append(&s->arena, p->rid, n + 1) == 0) {
+    off = dcs__actions_keep(&s->q, p->rid, n);
+    if (off != SIZE_MAX) {
         x->data_off = off;
         x->a.data.len = n;
     }
