@@ -14,15 +14,14 @@
 
 #include <sodium.h>
 
+#include "dcs/auth.h"
 #include "shell.h"
-
-#define DSH_SECRET_MIN 16
-#define DSH_SECRET_MAX 4096
 
 int dsh_secret_read(const char *path, unsigned char **secret, size_t *len, char *why, size_t n)
 {
     unsigned char *buf = NULL;
-    size_t got = 0, cap = DSH_SECRET_MAX + 3; /* room to see that a file is too long */
+    size_t got = 0, cap = DCS_SECRET_MAX_BYTES + 3; /* room to see that a file is too long */
+    char reason[160];
     struct stat st;
     int fd, rc = -1;
 
@@ -37,20 +36,10 @@ int dsh_secret_read(const char *path, unsigned char **secret, size_t *len, char 
         snprintf(why, n, "secret file %s: %s", path, strerror(errno));
         goto out;
     }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(why, n, "secret file %s is not a regular file", path);
-        goto out;
-    }
-    if (st.st_uid != geteuid()) {
-        snprintf(why, n, "secret file %s is owned by uid %lld, not by this program's uid %lld",
-                 path, (long long)st.st_uid, (long long)geteuid());
-        goto out;
-    }
-    if (st.st_mode & 0077) {
-        snprintf(why, n,
-                 "secret file %s has mode %04o; it must grant nothing to group or other "
-                 "(chmod 600)",
-                 path, (unsigned)(st.st_mode & 07777));
+    /* The rules themselves live in the session layer (dcs_secret_*), tested
+     * there; this file only finds the facts they judge. */
+    if (dcs_secret_file_check(st.st_mode, st.st_uid, geteuid(), reason, sizeof reason)) {
+        snprintf(why, n, "secret file %s: %s", path, reason);
         goto out;
     }
     buf = malloc(cap);
@@ -70,17 +59,9 @@ int dsh_secret_read(const char *path, unsigned char **secret, size_t *len, char 
             break;
         got += (size_t)r;
     }
-    /* One trailing line feed, or carriage return and line feed, is not part
-     * of the secret. */
-    if (got >= 1 && buf[got - 1] == '\n') {
-        got--;
-        if (got >= 1 && buf[got - 1] == '\r')
-            got--;
-    }
-    if (got < DSH_SECRET_MIN || got > DSH_SECRET_MAX) {
-        snprintf(why, n, "secret file %s: the secret must be %d to %d bytes long, it is %s%zu",
-                 path, DSH_SECRET_MIN, DSH_SECRET_MAX, got > DSH_SECRET_MAX ? "more than " : "",
-                 got > DSH_SECRET_MAX ? (size_t)DSH_SECRET_MAX : got);
+    /* A file longer than cap was read only up to cap: still too long. */
+    if (dcs_secret_parse(buf, got, &got, reason, sizeof reason)) {
+        snprintf(why, n, "secret file %s: %s", path, reason);
         goto out;
     }
     *secret = buf;
