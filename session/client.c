@@ -144,7 +144,8 @@ static void dcs__on_queue_drop(void *ud, const dcs_queue_item *item, const char 
     else
         c->stats.drop_queue_age++;
     dcs__drop(c, item->id, reason, item->data, item->len);
-    dcs__log(c, DCS_LOG_WARN, DCS_CAT_CLIENT, reason, "dropped queued message %llu (%zu bytes)",
+    /* The DROP action is the report; this line is detail for debugging. */
+    dcs__log(c, DCS_LOG_DEBUG, DCS_CAT_CLIENT, reason, "dropped queued message %llu (%zu bytes)",
              (unsigned long long)item->id, item->len);
 }
 

@@ -219,7 +219,15 @@ int dcs_fit_check(const dcs_message *msg, const char **why);
  * call on the same machine: a shell that writes asynchronously copies WRITE
  * data. The machine keeps every written message "in flight" until the shell
  * reports it completely written (*_written), so that a message cut off by a
- * broken connection is re-sent whole or counted as lost (spec 4.7, 8.6). */
+ * broken connection is re-sent whole or counted as lost (spec 4.7, 8.6).
+ *
+ * Input functions may be called at any time, also between two *_next() calls
+ * while actions are still waiting (for example a reply from inside the
+ * handling of a DELIVER); the actions they cause come after those already
+ * waiting. A CLOSE action means the machine has already treated that
+ * connection as ended: reporting it ended again is harmless. A CLOSE with
+ * DCS_CLOSE_AFTER_WRITES should still be bounded by the shell, for example by
+ * DCS_T_SHUTDOWN_GRACE, in case the peer stops reading. */
 enum dcs_action_kind {
     DCS_ACT_CONNECT = 1, /* client: make one connect attempt now (spec 8.1) */
     DCS_ACT_WRITE,       /* write data on conn, whole, in order; report *_written(id) */
