@@ -22,18 +22,15 @@ static void rc_pump(struct rc *rc);
 
 dcs_ms rc_now(struct rc *rc)
 {
-    uv_update_time(&rc->loop);
-    return (dcs_ms)uv_now(&rc->loop);
+    return dsh_now(&rc->loop);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Connections                                                               */
 
-static void rc_conn_close_cb(uv_handle_t *h)
+static void rc_conn_freed(dsh_conn *c)
 {
-    struct rc_conn *conn = h->data, **pp;
-    if (--conn->handles > 0)
-        return;
+    struct rc_conn *conn = c->owner, **pp;
     for (pp = &conn->rc->conns; *pp; pp = &(*pp)->next)
         if (*pp == conn) {
             *pp = conn->next;
@@ -42,52 +39,14 @@ static void rc_conn_close_cb(uv_handle_t *h)
     free(conn);
 }
 
-/* Close both handles now; pending writes are cancelled. */
-static void rc_conn_close_now(struct rc_conn *conn)
-{
-    if (conn->closing)
-        return;
-    conn->closing = 1;
-    conn->dead = 1;
-    if (conn->rc->conn == conn)
-        conn->rc->conn = NULL;
-    uv_close((uv_handle_t *)&conn->pipe, rc_conn_close_cb);
-    uv_close((uv_handle_t *)&conn->linger, rc_conn_close_cb);
-}
-
-static void rc_conn_linger_cb(uv_timer_t *t)
-{
-    rc_conn_close_now(t->data);
-}
-
-static void rc_conn_shutdown_cb(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    rc_conn_close_now(req->data);
-}
-
 /* Stop using conn. With after_writes, the writes already handed to libuv go
  * out first (uv_shutdown), for at most the shutdown grace. */
 static void rc_conn_close(struct rc_conn *conn, int after_writes)
 {
     struct rc *rc = conn->rc;
-    conn->dead = 1;
     if (rc->conn == conn)
         rc->conn = NULL;
-    if (conn->closing)
-        return;
-    if (conn->connected)
-        uv_read_stop((uv_stream_t *)&conn->pipe);
-    if (after_writes && conn->connected && !uv_is_closing((uv_handle_t *)&conn->pipe)) {
-        conn->shutdown_req.data = conn;
-        if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->pipe, rc_conn_shutdown_cb) ==
-            0) {
-            conn->shutting = 1;
-            uv_timer_start(&conn->linger, rc_conn_linger_cb, (uint64_t)rc->cfg.s.shutdown_grace, 0);
-            return;
-        }
-    }
-    rc_conn_close_now(conn);
+    dsh_conn_close(&conn->io, after_writes, rc->cfg.s.shutdown_grace);
 }
 
 /* The connection ended under the machine: close it and say so. */
@@ -99,33 +58,46 @@ static void rc_conn_ended(struct rc_conn *conn, const char *what)
     dcs_client_ended(rc->cl, rc_now(rc));
 }
 
-static void rc_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void rc_conn_data(dsh_conn *c, const char *p, size_t n)
 {
-    struct rc_conn *conn = h->data;
-    (void)suggested;
-    buf->base = conn->rbuf;
-    buf->len = sizeof conn->rbuf;
-}
-
-static void rc_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct rc_conn *conn = s->data;
-    struct rc *rc = conn->rc;
-    if (conn->dead || nread == 0)
-        return; /* a closing connection's bytes are ignored; 0 means try later */
-    if (nread < 0) {
-        rc_conn_ended(conn, nread == UV_EOF ? "end of file" : uv_strerror((int)nread));
-        rc_pump(rc);
-        return;
-    }
-    if (dcs_client_input(rc->cl, rc_now(rc), buf->base, (size_t)nread) == DCS_EBUSY) {
+    struct rc *rc = ((struct rc_conn *)c->owner)->rc;
+    if (dcs_client_input(rc->cl, rc_now(rc), p, n) == DCS_EBUSY) {
         /* Cannot happen: every pump consumes the input. Keep the bytes by
          * consuming the earlier input first. */
         rc_pump(rc);
-        dcs_client_input(rc->cl, rc_now(rc), buf->base, (size_t)nread);
+        dcs_client_input(rc->cl, rc_now(rc), p, n);
     }
     rc_pump(rc);
 }
+
+static void rc_conn_read_ended(dsh_conn *c, const char *what)
+{
+    struct rc_conn *conn = c->owner;
+    struct rc *rc = conn->rc;
+    rc_conn_ended(conn, what);
+    rc_pump(rc);
+}
+
+static void rc_conn_written(dsh_conn *c, uint64_t id, int status)
+{
+    struct rc_conn *conn = c->owner;
+    struct rc *rc = conn->rc;
+    if (c->dead)
+        return; /* the machine has already re-queued or counted what was unfinished */
+    if (status == 0) {
+        dcs_client_written(rc->cl, rc_now(rc), id);
+    } else {
+        rc_conn_ended(conn, uv_strerror(status));
+    }
+    rc_pump(rc);
+}
+
+static const dsh_conn_ops rc_conn_ops = {
+    rc_conn_freed,
+    rc_conn_data,
+    rc_conn_read_ended,
+    rc_conn_written,
+};
 
 static void rc_connect_cb(uv_connect_t *req, int status)
 {
@@ -134,11 +106,11 @@ static void rc_connect_cb(uv_connect_t *req, int status)
     dsh_peer peer = {0, -1, -1};
     int fd = -1, result;
 
-    if (conn->dead)
+    if (conn->io.dead)
         return; /* the machine gave up on this attempt (connect timeout, stop) */
     if (status == 0) {
-        conn->connected = 1;
-        if (uv_fileno((uv_handle_t *)&conn->pipe, &fd) != 0 ||
+        conn->io.connected = 1;
+        if (uv_fileno((uv_handle_t *)&conn->io.pipe, &fd) != 0 ||
             dsh_peer_credentials(fd, &peer) != 0) {
             peer.uid = -1;
             dsh_log(DCS_LOG_WARN, DCS_CAT_AUTH, "peer-credentials-unavailable", NULL, 0,
@@ -149,7 +121,7 @@ static void rc_connect_cb(uv_connect_t *req, int status)
             dsh_log(DCS_LOG_DEBUG, DCS_CAT_AUTH, "peer-credentials", f, 3, "connected to %s",
                     rc->socket_path);
         }
-        uv_read_start((uv_stream_t *)&conn->pipe, rc_alloc_cb, rc_read_cb);
+        dsh_conn_read_start(&conn->io);
         dcs_client_connect_result(rc->cl, rc_now(rc), DCS_CONNECT_OK, peer.uid);
     } else {
         dsh_field f[] = {DSH_STR("error", uv_err_name(status))};
@@ -175,66 +147,31 @@ static void rc_do_connect(struct rc *rc)
         return;
     }
     conn->rc = rc;
-    uv_pipe_init(&rc->loop, &conn->pipe, 0);
-    uv_timer_init(&rc->loop, &conn->linger);
-    conn->pipe.data = conn->linger.data = conn->connect_req.data = conn;
-    conn->handles = 2;
+    dsh_conn_init(&conn->io, &rc->loop, &rc_conn_ops, conn);
+    conn->connect_req.data = conn;
     conn->next = rc->conns;
     rc->conns = conn;
     rc->conn = conn;
-    uv_pipe_connect(&conn->connect_req, &conn->pipe, rc->socket_path, rc_connect_cb);
+    uv_pipe_connect(&conn->connect_req, &conn->io.pipe, rc->socket_path, rc_connect_cb);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Writes                                                                    */
 
-struct rc_write {
-    uv_write_t req;
-    struct rc_conn *conn;
-    uint64_t id;
-    char data[];
-};
-
-static void rc_write_cb(uv_write_t *req, int status)
-{
-    struct rc_write *w = req->data;
-    struct rc_conn *conn = w->conn;
-    struct rc *rc = conn->rc;
-    uint64_t id = w->id;
-    free(w);
-    if (conn->dead)
-        return; /* the machine has already re-queued or counted what was unfinished */
-    if (status == 0) {
-        dcs_client_written(rc->cl, rc_now(rc), id);
-    } else {
-        rc_conn_ended(conn, uv_strerror(status));
-    }
-    rc_pump(rc);
-}
-
 static void rc_do_write(struct rc *rc, const dcs_action *a)
 {
     struct rc_conn *conn = rc->conn;
-    struct rc_write *w;
-    uv_buf_t buf;
     int err;
-    if (!conn || !conn->connected || conn->dead)
+    if (!conn || !conn->io.connected || conn->io.dead)
         return; /* the connection is gone; the machine will hear of it */
-    w = malloc(sizeof *w + a->data.len);
-    if (!w) {
+    err = dsh_conn_write(&conn->io, a->data.ptr, a->data.len, a->id);
+    if (err == UV_ENOMEM) {
         dsh_log(DCS_LOG_ERROR, DCS_CAT_CLIENT, "nomem", NULL, 0, "out of memory for a write");
         rc_conn_close(conn, 0);
         rc->need_ended = 1;
         return;
     }
-    memcpy(w->data, a->data.ptr, a->data.len);
-    w->conn = conn;
-    w->id = a->id;
-    w->req.data = w;
-    buf = uv_buf_init(w->data, (unsigned)a->data.len);
-    err = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &buf, 1, rc_write_cb);
     if (err) {
-        free(w);
         dsh_log(DCS_LOG_INFO, DCS_CAT_CLIENT, "write-error", NULL, 0, "write failed: %s",
                 uv_strerror(err));
         rc_conn_close(conn, 0);
@@ -277,7 +214,7 @@ static void rc_do(struct rc *rc, dcs_ms now, const dcs_action *a)
 static void rc_pump(struct rc *rc)
 {
     dcs_action a;
-    dcs_ms now, d;
+    dcs_ms now;
     if (rc->torn_down)
         return;
     now = rc_now(rc);
@@ -299,11 +236,7 @@ static void rc_pump(struct rc *rc)
         rc_teardown(rc, 0);
         return;
     }
-    d = dcs_client_deadline(rc->cl);
-    if (d == DCS_NEVER)
-        uv_timer_stop(&rc->timer);
-    else
-        uv_timer_start(&rc->timer, rc_timer_cb, d > now ? (uint64_t)(d - now) : 0, 0);
+    dsh_timer_arm(&rc->timer, rc_timer_cb, dcs_client_deadline(rc->cl), now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -464,31 +397,25 @@ static void rc_teardown(struct rc *rc, int force)
 {
     struct rc_conn *conn;
     for (conn = rc->conns; conn; conn = conn->next)
-        if (force || !conn->shutting)
-            rc_conn_close_now(conn);
+        if (force || !conn->io.shutting)
+            dsh_conn_close_now(&conn->io);
+    rc->conn = NULL; /* it was closed: only a dead connection is shutting */
     if (rc->torn_down)
         return;
     rc->torn_down = 1;
     rc_app_flush(rc);
     rc_stdin_close(rc);
     uv_close((uv_handle_t *)&rc->timer, NULL);
-    uv_close((uv_handle_t *)&rc->sig_int, NULL);
-    uv_close((uv_handle_t *)&rc->sig_term, NULL);
-    uv_close((uv_handle_t *)&rc->sig_usr1, NULL);
+    dsh_signals_close(&rc->sig);
 }
 
 int rc_loop_init(struct rc *rc, char *why, size_t n)
 {
-    int err = uv_loop_init(&rc->loop);
-    if (err) {
-        snprintf(why, n, "cannot start the event loop: %s", uv_strerror(err));
+    if (dsh_loop_init(&rc->loop, why, n))
         return -1;
-    }
     uv_timer_init(&rc->loop, &rc->timer);
-    uv_signal_init(&rc->loop, &rc->sig_int);
-    uv_signal_init(&rc->loop, &rc->sig_term);
-    uv_signal_init(&rc->loop, &rc->sig_usr1);
-    rc->timer.data = rc->sig_int.data = rc->sig_term.data = rc->sig_usr1.data = rc;
+    rc->timer.data = rc;
+    dsh_signals_init(&rc->sig, &rc->loop, rc);
     dcs_buf_init(&rc->line, NULL);
     rc->loop_inited = 1;
     return 0;
@@ -497,18 +424,12 @@ int rc_loop_init(struct rc *rc, char *why, size_t n)
 int rc_loop_run(struct rc *rc)
 {
     dcs_ms now = rc_now(rc);
-    int err;
-    uv_signal_start(&rc->sig_int, rc_signal_cb, SIGINT);
-    uv_signal_start(&rc->sig_term, rc_signal_cb, SIGTERM);
-    uv_signal_start(&rc->sig_usr1, rc_signal_cb, SIGUSR1);
+    dsh_signals_start(&rc->sig, rc_signal_cb);
     dcs_client_start(rc->cl, now);
     rc_stdin_open(rc);
     rc_pump(rc);
-    err = uv_run(&rc->loop, UV_RUN_DEFAULT);
-    if (err && !rc->torn_down) {
-        dsh_log(DCS_LOG_ERROR, DCS_CAT_CLIENT, "loop", NULL, 0, "the event loop ended early");
+    if (dsh_loop_run(&rc->loop, &rc->torn_down, DCS_CAT_CLIENT))
         return DSH_EXIT_RUNTIME;
-    }
     return rc->exit_code;
 }
 
@@ -516,9 +437,6 @@ void rc_loop_fini(struct rc *rc)
 {
     /* Handles closed by teardown need one more turn of the loop. */
     rc_teardown(rc, 1);
-    uv_run(&rc->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&rc->loop) != 0)
-        dsh_log(DCS_LOG_WARN, DCS_CAT_CLIENT, "loop", NULL, 0,
-                "event loop closed with handles open");
+    dsh_loop_fini(&rc->loop, DCS_CAT_CLIENT);
     dcs_buf_free(&rc->line);
 }

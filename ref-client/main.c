@@ -81,11 +81,7 @@ enum {
     OPT_SECRET,
     OPT_REQUIRE,
     OPT_SERVER_UID,
-    OPT_SET,
-    OPT_STATS,
     OPT_EXIT_AFTER,
-    OPT_LOG_FORMAT,
-    OPT_LOG_LEVEL,
 };
 
 static const struct option rc_options[] = {
@@ -99,13 +95,8 @@ static const struct option rc_options[] = {
     {"secret-file", required_argument, NULL, OPT_SECRET},
     {"require-handshake", no_argument, NULL, OPT_REQUIRE},
     {"server-uid", required_argument, NULL, OPT_SERVER_UID},
-    {"set", required_argument, NULL, OPT_SET},
-    {"stats", required_argument, NULL, OPT_STATS},
     {"exit-after-jobs", no_argument, NULL, OPT_EXIT_AFTER},
-    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+    DSH_OPTIONS_COMMON,
     {NULL, 0, NULL, 0},
 };
 
@@ -113,24 +104,57 @@ struct rc_args {
     const char *socket, *id, *server_id, *jobs, *tokens, *deliveries, *secret;
     const char **commands;
     size_t n_commands;
-    int log_format, log_level;
+    dsh_opts opts; /* --set, --stats, --log-format, --log-level */
+    struct rc *rc; /* where the program's own options go */
 };
 
-/* An id must be a non-empty UTF-8 string (spec 2.2). */
-static int rc_check_id(const char *what, const char *id, char *why, size_t n)
+/* One of the program's own options (see dsh_opt_parse). */
+static int rc_option(void *ctx, int c, const char *arg, char *why, size_t n)
 {
-    dcs_buf b;
-    int err;
-    if (!id[0]) {
-        snprintf(why, n, "%s must not be empty", what);
-        return -1;
-    }
-    dcs_buf_init(&b, NULL);
-    err = dcs_encode_string(&b, id, strlen(id));
-    dcs_buf_free(&b);
-    if (err) {
-        snprintf(why, n, "%s is not valid UTF-8", what);
-        return -1;
+    struct rc_args *args = ctx;
+    struct rc *rc = args->rc;
+    uint64_t u;
+    switch (c) {
+    case 's':
+        args->socket = arg;
+        break;
+    case OPT_ID:
+        args->id = arg;
+        break;
+    case OPT_SERVER_ID:
+        args->server_id = arg;
+        break;
+    case 'j':
+        args->jobs = arg;
+        break;
+    case 't':
+        args->tokens = arg;
+        break;
+    case 'd':
+        args->deliveries = arg;
+        break;
+    case 'c':
+        args->commands[args->n_commands++] = arg;
+        break;
+    case OPT_SECRET:
+        args->secret = arg;
+        break;
+    case OPT_REQUIRE:
+        rc->cfg.require_handshake = 1;
+        break;
+    case OPT_SERVER_UID:
+        if (strcmp(arg, "any") == 0) {
+            rc->cfg.server_uid = -1;
+        } else if (dsh_parse_uint(arg, 4294967294u, &u) == 0) {
+            rc->cfg.server_uid = (int64_t)u;
+        } else {
+            snprintf(why, n, "--server-uid must be a uid or 'any', not '%s'", arg);
+            return -1;
+        }
+        break;
+    case OPT_EXIT_AFTER:
+        rc->exit_after_jobs = 1;
+        break;
     }
     return 0;
 }
@@ -139,89 +163,13 @@ static int rc_check_id(const char *what, const char *id, char *why, size_t n)
  * version was shown); -1: a configuration error (why is set). */
 static int rc_parse(int argc, char **argv, struct rc *rc, struct rc_args *args, char *why, size_t n)
 {
-    int c;
-    uint64_t u;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:j:t:d:c:hV", rc_options, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            args->socket = optarg;
-            break;
-        case OPT_ID:
-            args->id = optarg;
-            break;
-        case OPT_SERVER_ID:
-            args->server_id = optarg;
-            break;
-        case 'j':
-            args->jobs = optarg;
-            break;
-        case 't':
-            args->tokens = optarg;
-            break;
-        case 'd':
-            args->deliveries = optarg;
-            break;
-        case 'c':
-            args->commands[args->n_commands++] = optarg;
-            break;
-        case OPT_SECRET:
-            args->secret = optarg;
-            break;
-        case OPT_REQUIRE:
-            rc->cfg.require_handshake = 1;
-            break;
-        case OPT_SERVER_UID:
-            if (strcmp(optarg, "any") == 0) {
-                rc->cfg.server_uid = -1;
-            } else if (dsh_parse_uint(optarg, 4294967294u, &u) == 0) {
-                rc->cfg.server_uid = (int64_t)u;
-            } else {
-                snprintf(why, n, "--server-uid must be a uid or 'any', not '%s'", optarg);
-                return -1;
-            }
-            break;
-        case OPT_SET:
-            if (dsh_config_set(&rc->cfg.s, optarg, why, n))
-                return -1;
-            break;
-        case OPT_STATS:
-            rc->stats_path = optarg;
-            break;
-        case OPT_EXIT_AFTER:
-            rc->exit_after_jobs = 1;
-            break;
-        case OPT_LOG_FORMAT:
-            if (dsh_log_format_parse(optarg, &args->log_format)) {
-                snprintf(why, n, "--log-format must be text or json, not '%s'", optarg);
-                return -1;
-            }
-            break;
-        case OPT_LOG_LEVEL:
-            if (dsh_log_level_parse(optarg, &args->log_level)) {
-                snprintf(why, n, "--log-level must be error, warn, info or debug, not '%s'",
-                         optarg);
-                return -1;
-            }
-            break;
-        case 'h':
-            rc_usage(stdout);
-            return 1;
-        case 'V':
-            printf(RC_PROG " %s\n", DCS_VERSION);
-            return 1;
-        case ':':
-            snprintf(why, n, "option '%s' needs a value (see --help)", argv[optind - 1]);
-            return -1;
-        default:
-            snprintf(why, n, "unknown option '%s' (see --help)", argv[optind - 1]);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        snprintf(why, n, "unexpected argument '%s' (see --help)", argv[optind]);
-        return -1;
-    }
+    int r;
+    args->rc = rc;
+    r = dsh_opt_parse(argc, argv, ":s:j:t:d:c:hV", rc_options, &args->opts, rc_usage, rc_option,
+                      args, why, n);
+    if (r != 0)
+        return r;
+    rc->stats_path = args->opts.stats_path;
     if (rc->exit_after_jobs && !args->jobs) {
         snprintf(why, n, "--exit-after-jobs needs --jobs");
         return -1;
@@ -243,9 +191,9 @@ static int rc_setup(struct rc *rc, struct rc_args *args, char *why, size_t n)
     if (dsh_socket_path(args->socket, rc->socket_path, sizeof rc->socket_path, why, n))
         return -1;
     rc->id = args->id ? args->id : (env_id && env_id[0]) ? env_id : "web-server";
-    if (rc_check_id(args->id ? "--id" : "COPILOT_PROCESS_ID", rc->id, why, n))
+    if (dsh_check_id(args->id ? "--id" : "COPILOT_PROCESS_ID", rc->id, why, n))
         return -1;
-    if (args->server_id && rc_check_id("--server-id", args->server_id, why, n))
+    if (args->server_id && dsh_check_id("--server-id", args->server_id, why, n))
         return -1;
     if (dsh_config_finish(&rc->cfg.s, &rc->scale, why, n))
         return -1;
@@ -304,8 +252,7 @@ int main(int argc, char **argv)
     rc.cfg.server_uid = (int64_t)geteuid();
     dcs_buf_init(&rc.scratch, NULL);
     dcs_buf_init(&rc.scratch2, NULL);
-    args.log_format = DSH_LOG_TEXT;
-    args.log_level = DCS_LOG_INFO;
+    dsh_opts_init(&args.opts, RC_PROG, &rc.cfg.s);
     args.commands = calloc((size_t)argc + 1, sizeof *args.commands);
     if (!args.commands) {
         dsh_config_error(RC_PROG, "out of memory");
@@ -314,7 +261,7 @@ int main(int argc, char **argv)
 
     code = rc_parse(argc, argv, &rc, &args, why, sizeof why);
     if (code == 0) {
-        dsh_log_setup(RC_PROG, args.log_format, args.log_level, stderr);
+        dsh_log_setup(RC_PROG, args.opts.log_format, args.opts.log_level, stderr);
         code = rc_setup(&rc, &args, why, sizeof why);
     }
     if (code < 0) {

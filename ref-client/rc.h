@@ -12,10 +12,8 @@
 
 #include <stdio.h>
 
-#include <uv.h>
-
 #include "dcs/client.h"
-#include "shell.h"
+#include "uvshell.h"
 
 #define RC_PROG "dcs-client"
 
@@ -56,18 +54,10 @@ struct rc_kinds {
 struct rc;
 
 struct rc_conn {
-    uv_pipe_t pipe;
-    uv_timer_t linger; /* ends a graceful close that takes too long */
+    dsh_conn io; /* the socket, its linger timer and its close state */
     uv_connect_t connect_req;
-    uv_shutdown_t shutdown_req;
     struct rc *rc;
     struct rc_conn *next; /* every connection not yet freed */
-    int connected;        /* the connect callback reported success */
-    int dead;             /* the machine no longer counts on this connection */
-    int shutting;         /* a graceful close (uv_shutdown) is under way */
-    int closing;          /* uv_close has been called */
-    int handles;          /* handles not yet closed */
-    char rbuf[65536];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -115,7 +105,7 @@ struct rc {
     uv_loop_t loop;
     int loop_inited;
     uv_timer_t timer;
-    uv_signal_t sig_int, sig_term, sig_usr1;
+    dsh_signals sig;
     union {
         uv_pipe_t pipe;
         uv_tty_t tty;

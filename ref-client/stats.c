@@ -3,10 +3,8 @@
  * written by type/key, the jobs, the registry entry and the effective
  * configuration. Written to --stats FILE on exit and on SIGUSR1 (replaced
  * atomically, mode 0600), or to stderr on SIGUSR1 without --stats. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "rc.h"
 
@@ -154,15 +152,8 @@ static void rc_stats_build(struct rc *rc, dcs_buf *b)
     dcs_registry_entry e;
     dsh_jw w;
 
-    dsh_jw_init(&w, b);
-    dsh_jw_object(&w, NULL);
-    dsh_jw_str(&w, "program", RC_PROG);
-    dsh_jw_str(&w, "version", dcs_version());
-    dsh_jw_int(&w, "pid", getpid());
-    dsh_jw_int(&w, "time", now + rc->cfg.wall_offset);
-    dsh_jw_int(&w, "uptime_ms", now + rc->cfg.wall_offset - rc->started_wall);
-    dsh_jw_str(&w, "id", rc->id);
-    dsh_jw_str(&w, "socket", rc->socket_path);
+    dsh_stats_begin(&w, b, RC_PROG, now + rc->cfg.wall_offset, rc->started_wall, rc->id,
+                    rc->socket_path);
     dsh_jw_str(&w, "state", dcs_client_state_name(s->state));
     dsh_jw_str(&w, "breaker", rc_breaker(s->state));
     dsh_jw_uint(&w, "reconnects", s->connections > 0 ? s->connections - 1 : 0);
@@ -192,29 +183,14 @@ static void rc_stats_build(struct rc *rc, dcs_buf *b)
         dsh_jw_str(&w, "status", e.active ? "active" : "stale");
     }
     dsh_jw_end(&w);
-    dsh_jw_double(&w, "time_scale", rc->scale);
-    dsh_jw_object(&w, "config");
-    dsh_jw_session_config(&w, &rc->cfg.s);
-    dsh_jw_end(&w);
-    dsh_jw_end(&w);
-    if (!w.err)
-        dcs_buf_append(b, "\n", 1);
+    dsh_stats_end(&w, rc->scale, &rc->cfg.s);
 }
 
 void rc_stats_write(struct rc *rc, int to_stderr)
 {
-    char why[256];
     dcs_buf b;
     dcs_buf_init(&b, NULL);
     rc_stats_build(rc, &b);
-    if (b.len == 0) {
-        dsh_log(DCS_LOG_ERROR, DCS_CAT_MANAGER, "stats", NULL, 0, "cannot build the statistics");
-    } else if (to_stderr || !rc->stats_path) {
-        fwrite(b.data, 1, b.len, stderr);
-        fflush(stderr);
-    } else if (dsh_file_replace(rc->stats_path, b.data, b.len, 0600, why, sizeof why) != 0) {
-        dsh_log(DCS_LOG_ERROR, DCS_CAT_MANAGER, "stats", NULL, 0, "cannot write statistics: %s",
-                why);
-    }
+    dsh_stats_write(&b, rc->stats_path, to_stderr, DCS_CAT_MANAGER);
     dcs_buf_free(&b);
 }

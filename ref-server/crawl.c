@@ -263,7 +263,7 @@ void rs_crawl_run(struct rs *rs)
         pp = &j->next;
     }
     for (c = rs->conns; c; c = c->next)
-        if (c->open && !c->dead && !c->asking && c->next_ask <= now)
+        if (c->open && !c->io.dead && !c->asking && c->next_ask <= now)
             rs_ask(rs, now, c);
     if (rs->rate > 0)
         rs_load_rate(rs, now);
@@ -279,7 +279,7 @@ void rs_crawl_run(struct rs *rs)
         if (j->due < next)
             next = j->due;
     for (c = rs->conns; c; c = c->next)
-        if (c->open && !c->dead && !c->asking && c->next_ask < next)
+        if (c->open && !c->io.dead && !c->asking && c->next_ask < next)
             next = c->next_ask;
     if (rs->rate > 0 && next > now + 10)
         next = now + 10;
@@ -332,7 +332,7 @@ static void rs_load_rate(struct rs *rs, dcs_ms now)
     k = (uint64_t)rs->load_credit;
     rs->load_credit -= (double)k;
     for (c = rs->conns; c; c = c->next)
-        if (c->open && !c->dead)
+        if (c->open && !c->io.dead)
             for (i = 0; i < k; i++)
                 rs_load_one(rs, now, c);
 }
@@ -343,7 +343,7 @@ void rs_load_topup(struct rs *rs, dcs_ms now)
     if (dcs_server_paused(rs->srv))
         return;
     for (c = rs->conns; c; c = c->next)
-        if (c->open && !c->dead && c->writes < 16) {
+        if (c->open && !c->io.dead && c->io.writes < 16) {
             size_t i;
             for (i = 0; i < 32; i++)
                 rs_load_one(rs, now, c);

@@ -16,15 +16,14 @@
 
 dcs_ms rs_now(struct rs *rs)
 {
-    uv_update_time(&rs->loop);
-    return (dcs_ms)uv_now(&rs->loop);
+    return dsh_now(&rs->loop);
 }
 
 struct rs_conn *rs_conn_find(struct rs *rs, uint64_t id)
 {
     struct rs_conn *c;
     for (c = rs->conns; c; c = c->next)
-        if (c->id == id && !c->dead)
+        if (c->id == id && !c->io.dead)
             return c;
     return NULL;
 }
@@ -32,11 +31,9 @@ struct rs_conn *rs_conn_find(struct rs *rs, uint64_t id)
 /* ------------------------------------------------------------------------ */
 /* Connections                                                               */
 
-static void rs_conn_close_cb(uv_handle_t *h)
+static void rs_conn_freed(dsh_conn *c)
 {
-    struct rs_conn *conn = h->data, **pp;
-    if (--conn->handles > 0)
-        return;
+    struct rs_conn *conn = c->owner, **pp;
     for (pp = &conn->rs->conns; *pp; pp = &(*pp)->next)
         if (*pp == conn) {
             *pp = conn->next;
@@ -44,48 +41,6 @@ static void rs_conn_close_cb(uv_handle_t *h)
         }
     free(conn->client_id);
     free(conn);
-}
-
-static void rs_conn_close_now(struct rs_conn *conn)
-{
-    if (conn->closing)
-        return;
-    conn->closing = 1;
-    conn->dead = 1;
-    uv_close((uv_handle_t *)&conn->pipe, rs_conn_close_cb);
-    uv_close((uv_handle_t *)&conn->linger, rs_conn_close_cb);
-}
-
-static void rs_conn_linger_cb(uv_timer_t *t)
-{
-    rs_conn_close_now(t->data);
-}
-
-static void rs_conn_shutdown_cb(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    rs_conn_close_now(req->data);
-}
-
-/* Stop using conn; with after_writes, the writes handed to libuv go out
- * first (uv_shutdown), for at most the shutdown grace. */
-static void rs_conn_close(struct rs_conn *conn, int after_writes)
-{
-    struct rs *rs = conn->rs;
-    conn->dead = 1;
-    if (conn->closing)
-        return;
-    uv_read_stop((uv_stream_t *)&conn->pipe);
-    if (after_writes && !conn->shutting) {
-        conn->shutdown_req.data = conn;
-        if (uv_shutdown(&conn->shutdown_req, (uv_stream_t *)&conn->pipe, rs_conn_shutdown_cb) ==
-            0) {
-            conn->shutting = 1;
-            uv_timer_start(&conn->linger, rs_conn_linger_cb, (uint64_t)rs->cfg.s.shutdown_grace, 0);
-            return;
-        }
-    }
-    rs_conn_close_now(conn);
 }
 
 /* The connection ended under the machine (EOF, error): close it and say so
@@ -96,39 +51,52 @@ static void rs_conn_ended(struct rs_conn *conn, const char *what, int in_pump)
     uint64_t id = conn->id;
     dsh_field f[] = {DSH_INT("conn", id)};
     dsh_log(DCS_LOG_DEBUG, DCS_CAT_SERVER, "ended", f, 1, "connection ended: %s", what);
-    rs_conn_close(conn, 0);
+    dsh_conn_close(&conn->io, 0, rs->cfg.s.shutdown_grace);
     if (in_pump)
         conn->need_ended = 1;
     else
         dcs_server_ended(rs->srv, rs_now(rs), id);
 }
 
-static void rs_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void rs_conn_data(dsh_conn *c, const char *p, size_t n)
 {
-    struct rs_conn *conn = h->data;
-    (void)suggested;
-    buf->base = conn->rbuf;
-    buf->len = sizeof conn->rbuf;
-}
-
-static void rs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct rs_conn *conn = s->data;
+    struct rs_conn *conn = c->owner;
     struct rs *rs = conn->rs;
-    if (conn->dead || nread == 0)
-        return;
-    if (nread < 0) {
-        rs_conn_ended(conn, nread == UV_EOF ? "end of file" : uv_strerror((int)nread), 0);
+    if (dcs_server_input(rs->srv, rs_now(rs), conn->id, p, n) == DCS_EBUSY) {
         rs_pump(rs);
-        return;
-    }
-    if (dcs_server_input(rs->srv, rs_now(rs), conn->id, buf->base, (size_t)nread) == DCS_EBUSY) {
-        rs_pump(rs);
-        dcs_server_input(rs->srv, rs_now(rs), conn->id, buf->base, (size_t)nread);
+        dcs_server_input(rs->srv, rs_now(rs), conn->id, p, n);
     }
     /* The machine reads from rbuf until the pump has consumed it. */
     rs_pump(rs);
 }
+
+static void rs_conn_read_ended(dsh_conn *c, const char *what)
+{
+    struct rs_conn *conn = c->owner;
+    struct rs *rs = conn->rs;
+    rs_conn_ended(conn, what, 0);
+    rs_pump(rs);
+}
+
+static void rs_conn_written(dsh_conn *c, uint64_t id, int status)
+{
+    struct rs_conn *conn = c->owner;
+    struct rs *rs = conn->rs;
+    if (c->dead || rs->torn_down)
+        return;
+    if (status == 0)
+        dcs_server_written(rs->srv, rs_now(rs), conn->id, id);
+    else
+        rs_conn_ended(conn, uv_strerror(status), 0);
+    rs_pump(rs);
+}
+
+static const dsh_conn_ops rs_conn_ops = {
+    rs_conn_freed,
+    rs_conn_data,
+    rs_conn_read_ended,
+    rs_conn_written,
+};
 
 static void rs_connection_cb(uv_stream_t *server, int status)
 {
@@ -148,22 +116,20 @@ static void rs_connection_cb(uv_stream_t *server, int status)
         return;
     }
     conn->rs = rs;
-    uv_pipe_init(&rs->loop, &conn->pipe, 0);
-    uv_timer_init(&rs->loop, &conn->linger);
-    conn->pipe.data = conn->linger.data = conn;
-    conn->handles = 2;
+    dsh_conn_init(&conn->io, &rs->loop, &rs_conn_ops, conn);
     conn->next_ask = DCS_NEVER;
     conn->next = rs->conns;
     rs->conns = conn;
     conn->id = ++rs->next_conn_id;
-    if ((r = uv_accept(server, (uv_stream_t *)&conn->pipe)) != 0) {
+    if ((r = uv_accept(server, (uv_stream_t *)&conn->io.pipe)) != 0) {
         dsh_log(DCS_LOG_WARN, DCS_CAT_SERVER, "accept-error", NULL, 0, "accept failed: %s",
                 uv_strerror(r));
-        rs_conn_close_now(conn);
+        dsh_conn_close_now(&conn->io);
         return;
     }
+    conn->io.connected = 1;
     /* Credentials once, right after accept, before reading (spec 3.3). */
-    if (uv_fileno((uv_handle_t *)&conn->pipe, &fd) != 0 || dsh_peer_credentials(fd, &peer) != 0)
+    if (uv_fileno((uv_handle_t *)&conn->io.pipe, &fd) != 0 || dsh_peer_credentials(fd, &peer) != 0)
         peer.uid = -1;
     {
         dsh_field f[] = {DSH_INT("conn", conn->id), DSH_INT("pid", peer.pid),
@@ -172,9 +138,9 @@ static void rs_connection_cb(uv_stream_t *server, int status)
     }
     r = dcs_server_accept(rs->srv, rs_now(rs), conn->id, peer.uid, peer.pid, peer.gid);
     if (r == 0)
-        uv_read_start((uv_stream_t *)&conn->pipe, rs_alloc_cb, rs_read_cb);
+        dsh_conn_read_start(&conn->io);
     else if (r < 0)
-        rs_conn_close_now(conn); /* the machine did not take it */
+        dsh_conn_close_now(&conn->io); /* the machine did not take it */
     /* DCS_SERVER_REFUSED: a CLOSE action follows; nothing is read. */
     rs_pump(rs);
 }
@@ -182,56 +148,19 @@ static void rs_connection_cb(uv_stream_t *server, int status)
 /* ------------------------------------------------------------------------ */
 /* Writes                                                                    */
 
-struct rs_write {
-    uv_write_t req;
-    struct rs_conn *conn;
-    uint64_t id;
-    char data[];
-};
-
-static void rs_write_cb(uv_write_t *req, int status)
-{
-    struct rs_write *w = req->data;
-    struct rs_conn *conn = w->conn;
-    struct rs *rs = conn->rs;
-    uint64_t id = w->id;
-    free(w);
-    conn->writes--;
-    if (conn->dead || rs->torn_down)
-        return;
-    if (status == 0)
-        dcs_server_written(rs->srv, rs_now(rs), conn->id, id);
-    else
-        rs_conn_ended(conn, uv_strerror(status), 0);
-    rs_pump(rs);
-}
-
 static void rs_do_write(struct rs *rs, const dcs_action *a)
 {
     struct rs_conn *conn = rs_conn_find(rs, a->conn);
-    struct rs_write *w;
-    uv_buf_t buf;
     int err;
     if (!conn)
         return;
-    w = malloc(sizeof *w + a->data.len);
-    if (!w) {
+    err = dsh_conn_write(&conn->io, a->data.ptr, a->data.len, a->id);
+    if (err == UV_ENOMEM) {
         dsh_log(DCS_LOG_ERROR, DCS_CAT_SERVER, "nomem", NULL, 0, "out of memory for a write");
         rs_conn_ended(conn, "out of memory", 1);
-        return;
-    }
-    memcpy(w->data, a->data.ptr, a->data.len);
-    w->conn = conn;
-    w->id = a->id;
-    w->req.data = w;
-    buf = uv_buf_init(w->data, (unsigned)a->data.len);
-    err = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &buf, 1, rs_write_cb);
-    if (err) {
-        free(w);
+    } else if (err) {
         rs_conn_ended(conn, uv_strerror(err), 1);
-        return;
     }
-    conn->writes++;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -256,7 +185,8 @@ static void rs_do(struct rs *rs, dcs_ms now, const dcs_action *a)
             dsh_field f[] = {DSH_INT("conn", a->conn)};
             dsh_log(DCS_LOG_DEBUG, DCS_CAT_SERVER, a->reason ? a->reason : "close", f, 1,
                     "closing connection");
-            rs_conn_close(conn, (a->flags & DCS_CLOSE_AFTER_WRITES) != 0);
+            dsh_conn_close(&conn->io, (a->flags & DCS_CLOSE_AFTER_WRITES) != 0,
+                           rs->cfg.s.shutdown_grace);
         }
         break;
     default:
@@ -268,7 +198,7 @@ static void rs_do(struct rs *rs, dcs_ms now, const dcs_action *a)
 void rs_pump(struct rs *rs)
 {
     dcs_action a;
-    dcs_ms now, d;
+    dcs_ms now;
     struct rs_conn *c;
     int again = 1;
     if (rs->torn_down)
@@ -295,11 +225,7 @@ void rs_pump(struct rs *rs)
         return;
     }
     rs_crawl_kick(rs);
-    d = dcs_server_deadline(rs->srv);
-    if (d == DCS_NEVER)
-        uv_timer_stop(&rs->timer);
-    else
-        uv_timer_start(&rs->timer, rs_timer_cb, d > now ? (uint64_t)(d - now) : 0, 0);
+    dsh_timer_arm(&rs->timer, rs_timer_cb, dcs_server_deadline(rs->srv), now);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -342,35 +268,27 @@ static void rs_teardown(struct rs *rs, int force)
 {
     struct rs_conn *conn;
     for (conn = rs->conns; conn; conn = conn->next)
-        if (force || !conn->shutting)
-            rs_conn_close_now(conn);
+        if (force || !conn->io.shutting)
+            dsh_conn_close_now(&conn->io);
     if (rs->torn_down)
         return;
     rs->torn_down = 1;
     rs_stop_listening(rs);
     uv_close((uv_handle_t *)&rs->timer, NULL);
     uv_close((uv_handle_t *)&rs->crawl_timer, NULL);
-    uv_close((uv_handle_t *)&rs->sig_int, NULL);
-    uv_close((uv_handle_t *)&rs->sig_term, NULL);
-    uv_close((uv_handle_t *)&rs->sig_usr1, NULL);
+    dsh_signals_close(&rs->sig);
 }
 
 int rs_loop_init(struct rs *rs, char *why, size_t n)
 {
-    int err = uv_loop_init(&rs->loop);
-    if (err) {
-        snprintf(why, n, "cannot start the event loop: %s", uv_strerror(err));
+    if (dsh_loop_init(&rs->loop, why, n))
         return -1;
-    }
     uv_timer_init(&rs->loop, &rs->timer);
     uv_timer_init(&rs->loop, &rs->crawl_timer);
-    uv_signal_init(&rs->loop, &rs->sig_int);
-    uv_signal_init(&rs->loop, &rs->sig_term);
-    uv_signal_init(&rs->loop, &rs->sig_usr1);
+    dsh_signals_init(&rs->sig, &rs->loop, rs);
     uv_pipe_init(&rs->loop, &rs->listener, 0);
     rs->listening = 1;
     rs->timer.data = rs->crawl_timer.data = rs->listener.data = rs;
-    rs->sig_int.data = rs->sig_term.data = rs->sig_usr1.data = rs;
     rs->loop_inited = 1;
     return 0;
 }
@@ -378,9 +296,7 @@ int rs_loop_init(struct rs *rs, char *why, size_t n)
 int rs_loop_run(struct rs *rs)
 {
     int err;
-    uv_signal_start(&rs->sig_int, rs_signal_cb, SIGINT);
-    uv_signal_start(&rs->sig_term, rs_signal_cb, SIGTERM);
-    uv_signal_start(&rs->sig_usr1, rs_signal_cb, SIGUSR1);
+    dsh_signals_start(&rs->sig, rs_signal_cb);
     err = uv_listen((uv_stream_t *)&rs->listener, 128, rs_connection_cb);
     if (err) {
         dsh_log(DCS_LOG_ERROR, DCS_CAT_SERVER, "listen", NULL, 0, "cannot listen on %s: %s",
@@ -390,19 +306,13 @@ int rs_loop_run(struct rs *rs)
     }
     rs_pump(rs);
     rs_crawl_run(rs);
-    err = uv_run(&rs->loop, UV_RUN_DEFAULT);
-    if (err && !rs->torn_down) {
-        dsh_log(DCS_LOG_ERROR, DCS_CAT_SERVER, "loop", NULL, 0, "the event loop ended early");
+    if (dsh_loop_run(&rs->loop, &rs->torn_down, DCS_CAT_SERVER))
         return DSH_EXIT_RUNTIME;
-    }
     return rs->exit_code;
 }
 
 void rs_loop_fini(struct rs *rs)
 {
     rs_teardown(rs, 1);
-    uv_run(&rs->loop, UV_RUN_DEFAULT);
-    if (uv_loop_close(&rs->loop) != 0)
-        dsh_log(DCS_LOG_WARN, DCS_CAT_SERVER, "loop", NULL, 0,
-                "event loop closed with handles open");
+    dsh_loop_fini(&rs->loop, DCS_CAT_SERVER);
 }

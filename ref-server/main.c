@@ -77,10 +77,6 @@ enum {
     OPT_LENIENT,
     OPT_SCENARIO,
     OPT_RATE,
-    OPT_SET,
-    OPT_STATS,
-    OPT_LOG_FORMAT,
-    OPT_LOG_LEVEL,
 };
 
 static const struct option rs_options[] = {
@@ -92,37 +88,15 @@ static const struct option rs_options[] = {
     {"lenient", no_argument, NULL, OPT_LENIENT},
     {"scenario", required_argument, NULL, OPT_SCENARIO},
     {"rate", required_argument, NULL, OPT_RATE},
-    {"set", required_argument, NULL, OPT_SET},
-    {"stats", required_argument, NULL, OPT_STATS},
-    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+    DSH_OPTIONS_COMMON,
     {NULL, 0, NULL, 0},
 };
 
 struct rs_args {
     const char *socket, *id, *secret, *scenario;
-    int log_format, log_level;
+    dsh_opts opts; /* --set, --stats, --log-format, --log-level */
+    struct rs *rs; /* where the program's own options go */
 };
-
-static int rs_check_id(const char *id, char *why, size_t n)
-{
-    dcs_buf b;
-    int err;
-    if (!id[0]) {
-        snprintf(why, n, "--id must not be empty");
-        return -1;
-    }
-    dcs_buf_init(&b, NULL);
-    err = dcs_encode_string(&b, id, strlen(id));
-    dcs_buf_free(&b);
-    if (err) {
-        snprintf(why, n, "--id is not valid UTF-8");
-        return -1;
-    }
-    return 0;
-}
 
 static int rs_parse_group(struct rs *rs, const char *arg, char *why, size_t n)
 {
@@ -140,92 +114,66 @@ static int rs_parse_group(struct rs *rs, const char *arg, char *why, size_t n)
     return 0;
 }
 
-/* 0: go on; 1: done (help or version); -1: configuration error. */
-static int rs_parse(int argc, char **argv, struct rs *rs, struct rs_args *args, char *why, size_t n)
+/* One of the program's own options (see dsh_opt_parse). */
+static int rs_option(void *ctx, int c, const char *arg, char *why, size_t n)
 {
-    int c;
+    struct rs_args *args = ctx;
+    struct rs *rs = args->rs;
     uint64_t u;
     char *end;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:hV", rs_options, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            args->socket = optarg;
-            break;
-        case OPT_GROUP:
-            if (rs_parse_group(rs, optarg, why, n))
-                return -1;
-            break;
-        case OPT_ID:
-            args->id = optarg;
-            break;
-        case OPT_ALLOW_UID:
-            if (dsh_parse_uint(optarg, 4294967294u, &u) != 0) {
-                snprintf(why, n, "--allow-uid must be a uid, not '%s'", optarg);
-                return -1;
-            }
-            rs->allowed[rs->n_allowed++] = (int64_t)u;
-            break;
-        case OPT_SECRET:
-            args->secret = optarg;
-            break;
-        case OPT_LENIENT:
-            rs->cfg.lenient = 1;
-            break;
-        case OPT_SCENARIO:
-            args->scenario = optarg;
-            break;
-        case OPT_RATE:
-            if (strcmp(optarg, "max") == 0) {
-                rs->rate_max = 1;
-            } else {
-                rs->rate = strtod(optarg, &end);
-                if (end == optarg || *end || !isfinite(rs->rate) || rs->rate <= 0 ||
-                    rs->rate > 1e7) {
-                    snprintf(why, n, "--rate must be a positive number or 'max', not '%s'",
-                             optarg);
-                    return -1;
-                }
-            }
-            break;
-        case OPT_SET:
-            if (dsh_config_set(&rs->cfg.s, optarg, why, n))
-                return -1;
-            break;
-        case OPT_STATS:
-            rs->stats_path = optarg;
-            break;
-        case OPT_LOG_FORMAT:
-            if (dsh_log_format_parse(optarg, &args->log_format)) {
-                snprintf(why, n, "--log-format must be text or json, not '%s'", optarg);
-                return -1;
-            }
-            break;
-        case OPT_LOG_LEVEL:
-            if (dsh_log_level_parse(optarg, &args->log_level)) {
-                snprintf(why, n, "--log-level must be error, warn, info or debug, not '%s'",
-                         optarg);
-                return -1;
-            }
-            break;
-        case 'h':
-            rs_usage(stdout);
-            return 1;
-        case 'V':
-            printf(RS_PROG " %s\n", DCS_VERSION);
-            return 1;
-        case ':':
-            snprintf(why, n, "option '%s' needs a value (see --help)", argv[optind - 1]);
+    switch (c) {
+    case 's':
+        args->socket = arg;
+        break;
+    case OPT_GROUP:
+        if (rs_parse_group(rs, arg, why, n))
             return -1;
-        default:
-            snprintf(why, n, "unknown option '%s' (see --help)", argv[optind - 1]);
+        break;
+    case OPT_ID:
+        args->id = arg;
+        break;
+    case OPT_ALLOW_UID:
+        if (dsh_parse_uint(arg, 4294967294u, &u) != 0) {
+            snprintf(why, n, "--allow-uid must be a uid, not '%s'", arg);
             return -1;
         }
+        rs->allowed[rs->n_allowed++] = (int64_t)u;
+        break;
+    case OPT_SECRET:
+        args->secret = arg;
+        break;
+    case OPT_LENIENT:
+        rs->cfg.lenient = 1;
+        break;
+    case OPT_SCENARIO:
+        args->scenario = arg;
+        break;
+    case OPT_RATE:
+        if (strcmp(arg, "max") == 0) {
+            rs->rate_max = 1;
+        } else {
+            rs->rate = strtod(arg, &end);
+            if (end == arg || *end || !isfinite(rs->rate) || rs->rate <= 0 || rs->rate > 1e7) {
+                snprintf(why, n, "--rate must be a positive number or 'max', not '%s'", arg);
+                return -1;
+            }
+        }
+        break;
     }
-    if (optind < argc) {
-        snprintf(why, n, "unexpected argument '%s' (see --help)", argv[optind]);
-        return -1;
-    }
+    return 0;
+}
+
+/* Parse the command line into rs and args. 0: go on; 1: done (help or
+ * version was shown); -1: a configuration error (why is set). */
+static int rs_parse(int argc, char **argv, struct rs *rs, struct rs_args *args, char *why, size_t n)
+{
+    int r;
+    args->rs = rs;
+    r = dsh_opt_parse(argc, argv, ":s:hV", rs_options, &args->opts, rs_usage, rs_option, args,
+                      why, n);
+    if (r != 0)
+        return r;
+    rs->stats_path = args->opts.stats_path;
     if (rs->cfg.lenient && args->secret) {
         snprintf(why, n, "--lenient cannot be combined with --secret-file (spec 9.2)");
         return -1;
@@ -240,7 +188,7 @@ static int rs_setup(struct rs *rs, struct rs_args *args, char *why, size_t n)
     if (dsh_socket_path(args->socket, rs->socket_path, sizeof rs->socket_path, why, n))
         return -1;
     rs->id = args->id ? args->id : "external-crawler";
-    if (rs_check_id(rs->id, why, n))
+    if (dsh_check_id("--id", rs->id, why, n))
         return -1;
     if (dsh_config_finish(&rs->cfg.s, &rs->scale, why, n))
         return -1;
@@ -287,8 +235,7 @@ int main(int argc, char **argv)
     rs_scenario_default(&rs.sc);
     dcs_buf_init(&rs.scratch, NULL);
     dcs_buf_init(&rs.scratch2, NULL);
-    args.log_format = DSH_LOG_TEXT;
-    args.log_level = DCS_LOG_INFO;
+    dsh_opts_init(&args.opts, RS_PROG, &rs.cfg.s);
     rs.allowed = calloc((size_t)argc + 1, sizeof *rs.allowed);
     if (!rs.allowed) {
         dsh_config_error(RS_PROG, "out of memory");
@@ -297,7 +244,7 @@ int main(int argc, char **argv)
 
     code = rs_parse(argc, argv, &rs, &args, why, sizeof why);
     if (code == 0) {
-        dsh_log_setup(RS_PROG, args.log_format, args.log_level, stderr);
+        dsh_log_setup(RS_PROG, args.opts.log_format, args.opts.log_level, stderr);
         code = rs_setup(&rs, &args, why, sizeof why);
     }
     if (code == RS_EXIT_IN_USE) {

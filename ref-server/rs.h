@@ -13,10 +13,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include <uv.h>
-
 #include "dcs/server.h"
-#include "shell.h"
+#include "uvshell.h"
 
 #define RS_PROG "dcs-server"
 #define RS_EXIT_IN_USE 3 /* another server is listening on the socket */
@@ -49,25 +47,17 @@ struct rs_job {
 struct rs;
 
 struct rs_conn {
-    uv_pipe_t pipe;
-    uv_timer_t linger;
-    uv_shutdown_t shutdown_req;
+    dsh_conn io; /* the socket, its linger timer, its close state and writes */
     struct rs *rs;
     struct rs_conn *next;
     uint64_t id;
-    int dead;        /* the machine has forgotten it */
-    int shutting;
-    int closing;
-    int handles;
     int need_ended;  /* tell the machine it ended, between two actions */
-    size_t writes;   /* uv writes not yet completed */
     /* the crawler's view */
     int open;         /* OPEN seen, no LOST yet */
     char *client_id;  /* the peer's id (may be empty in lenient mode) */
     int asking;       /* a request_jobs is pending */
     dcs_ms next_ask;  /* when to send request_jobs; DCS_NEVER: not now */
     uint64_t load_seq; /* --rate: messages generated for this connection */
-    char rbuf[65536];
 };
 
 struct rs {
@@ -112,7 +102,7 @@ struct rs {
     int inherited;       /* socket activation */
     uv_timer_t timer;    /* the machine's deadline */
     uv_timer_t crawl_timer;
-    uv_signal_t sig_int, sig_term, sig_usr1;
+    dsh_signals sig;
     struct rs_conn *conns;
     int stopping;
     int torn_down;

@@ -5,7 +5,6 @@
  * to stderr on SIGUSR1 without --stats. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "rs.h"
 
@@ -19,15 +18,8 @@ static void rs_stats_build(struct rs *rs, dcs_buf *b)
     size_t i, k = 0;
     dsh_jw w;
 
-    dsh_jw_init(&w, b);
-    dsh_jw_object(&w, NULL);
-    dsh_jw_str(&w, "program", RS_PROG);
-    dsh_jw_str(&w, "version", dcs_version());
-    dsh_jw_int(&w, "pid", getpid());
-    dsh_jw_int(&w, "time", now + rs->cfg.wall_offset);
-    dsh_jw_int(&w, "uptime_ms", now + rs->cfg.wall_offset - rs->started_wall);
-    dsh_jw_str(&w, "id", rs->id);
-    dsh_jw_str(&w, "socket", rs->socket_path);
+    dsh_stats_begin(&w, b, RS_PROG, now + rs->cfg.wall_offset, rs->started_wall, rs->id,
+                    rs->socket_path);
     dsh_jw_bool(&w, "paused", s->paused);
     dsh_jw_bool(&w, "shutting_down", s->shutting_down);
     dsh_jw_uint(&w, "connections", s->connections);
@@ -70,30 +62,15 @@ static void rs_stats_build(struct rs *rs, dcs_buf *b)
         dsh_jw_end(&w);
     }
     dsh_jw_end(&w);
-    dsh_jw_double(&w, "time_scale", rs->scale);
-    dsh_jw_object(&w, "config");
-    dsh_jw_session_config(&w, &rs->cfg.s);
-    dsh_jw_end(&w);
-    dsh_jw_end(&w);
-    if (!w.err)
-        dcs_buf_append(b, "\n", 1);
+    dsh_stats_end(&w, rs->scale, &rs->cfg.s);
     free(e);
 }
 
 void rs_stats_write(struct rs *rs, int to_stderr)
 {
-    char why[256];
     dcs_buf b;
     dcs_buf_init(&b, NULL);
     rs_stats_build(rs, &b);
-    if (b.len == 0) {
-        dsh_log(DCS_LOG_ERROR, DCS_CAT_SERVER, "stats", NULL, 0, "cannot build the statistics");
-    } else if (to_stderr || !rs->stats_path) {
-        fwrite(b.data, 1, b.len, stderr);
-        fflush(stderr);
-    } else if (dsh_file_replace(rs->stats_path, b.data, b.len, 0600, why, sizeof why) != 0) {
-        dsh_log(DCS_LOG_ERROR, DCS_CAT_SERVER, "stats", NULL, 0, "cannot write statistics: %s",
-                why);
-    }
+    dsh_stats_write(&b, rs->stats_path, to_stderr, DCS_CAT_SERVER);
     dcs_buf_free(&b);
 }

@@ -8,7 +8,8 @@
  * This is program code, not library code: the log keeps one global
  * configuration, and nothing here is meant for reuse outside the programs.
  * Symbols carry the prefix dsh_ ("dcs shell"). No function here touches
- * libuv; the event loops live in the programs.
+ * libuv; the event loops live in the programs, and the libuv parts they
+ * share are in uvshell.h.
  */
 #ifndef DCS_SHELL_H
 #define DCS_SHELL_H
@@ -96,6 +97,53 @@ int dsh_config_finish(dcs_session_config *c, double *factor, char *why, size_t n
 /* Parse a non-negative decimal integer (no sign, no spaces) up to max. */
 int dsh_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
+/* An id must be a non-empty UTF-8 string (spec 2.2). 0, or -1 with a
+ * one-line reason that names the option (what, such as "--id"). */
+int dsh_check_id(const char *what, const char *id, char *why, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                              */
+
+/* The getopt_long codes of the options both programs take, above any code
+ * a program gives its own options. */
+enum { DSH_OPT_SET = 1000, DSH_OPT_STATS, DSH_OPT_LOG_FORMAT, DSH_OPT_LOG_LEVEL };
+
+/* The entries of a struct option table (<getopt.h>) for those options and
+ * for -h/--help and -V/--version, to put before the terminating entry. */
+#define DSH_OPTIONS_COMMON                                                                        \
+    {"set", required_argument, NULL, DSH_OPT_SET},                                                \
+        {"stats", required_argument, NULL, DSH_OPT_STATS},                                        \
+        {"log-format", required_argument, NULL, DSH_OPT_LOG_FORMAT},                              \
+        {"log-level", required_argument, NULL, DSH_OPT_LOG_LEVEL},                                \
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'}
+
+/* What the common options set. */
+typedef struct dsh_opts {
+    const char *prog;        /* for --version */
+    dcs_session_config *cfg; /* --set NAME=VALUE applies here */
+    const char *stats_path;  /* --stats FILE, or NULL */
+    int log_format;          /* --log-format (enum dsh_log_format) */
+    int log_level;           /* --log-level (enum dcs_log_level) */
+} dsh_opts;
+
+/* Set the defaults: no --stats, the text format, level info. */
+void dsh_opts_init(dsh_opts *o, const char *prog, dcs_session_config *cfg);
+
+/* A program's own option c with its value arg (NULL if it takes none).
+ * 0, or -1 with a one-line reason. */
+typedef int (*dsh_opt_fn)(void *ctx, int c, const char *arg, char *why, size_t n);
+
+struct option;
+
+/* Read the command line with getopt_long (no messages of its own): -h shows
+ * usage(stdout); the common options and -V go to o; any other option to
+ * own(ctx, ...). An unknown option, a missing value or an argument left
+ * over is an error. 0: go on; 1: done (help or version was shown); -1: a
+ * configuration error (why is set). */
+int dsh_opt_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                  dsh_opts *o, void (*usage)(FILE *f), dsh_opt_fn own, void *ctx, char *why,
+                  size_t n);
+
 /* ------------------------------------------------------------------------ */
 /* Secret file (spec 10.3.1)                                                 */
 
@@ -177,6 +225,18 @@ int dsh_jw_error(const dsh_jw *w);
 /* Write every field of c (the effective, scaled configuration) as members
  * of the current object, named as dsh_config_set names them. */
 void dsh_jw_session_config(dsh_jw *w, const dcs_session_config *c);
+
+/* Statistics: open the object of w (on b) with the members both programs
+ * start with: program, version, pid, time (now_wall), uptime_ms (since
+ * started_wall), id and socket. */
+void dsh_stats_begin(dsh_jw *w, dcs_buf *b, const char *prog, int64_t now_wall,
+                     int64_t started_wall, const char *id, const char *socket);
+/* Close it with time_scale and the effective configuration c, and end it
+ * with a newline unless writing failed. */
+void dsh_stats_end(dsh_jw *w, double scale, const dcs_session_config *c);
+/* Write the statistics b to stderr (to_stderr, or no path) or replace path
+ * with them (mode 0600); a failure is logged under category. */
+void dsh_stats_write(const dcs_buf *b, const char *path, int to_stderr, const char *category);
 
 /* ------------------------------------------------------------------------ */
 /* JSON reading (files the programs are given, already validated)            */
