@@ -109,6 +109,8 @@ static void rc_jw_client(dsh_jw *w, const dcs_client_stats *s)
     U(queue_bytes);
     U(failures);
 #undef U
+    dsh_jw_by_type(w, "messages_in_by_type", s->in_by_type);
+    dsh_jw_by_type(w, "messages_out_by_type", s->out_by_type);
 }
 
 static void rc_jw_drops(dsh_jw *w, const dcs_client_stats *s)

@@ -26,6 +26,8 @@ static void rs_stats_build(struct rs *rs, dcs_buf *b)
     dsh_jw_uint(&w, "registered", s->registered_now);
     dsh_jw_uint(&w, "queued_messages", s->queued_messages);
     dsh_jw_uint(&w, "queued_bytes", s->queued_bytes);
+    dsh_jw_by_type(&w, "messages_in_by_type", s->in_by_type);
+    dsh_jw_by_type(&w, "messages_out_by_type", s->out_by_type);
     dsh_jw_object(&w, "counters");
 #define RS_STAT(field, name) dsh_jw_uint(&w, name, s->field);
     DCS_SERVER_COUNTERS(RS_STAT)

@@ -113,6 +113,7 @@ static int dcs__write(dcs_client *c, int kind, uint64_t id, dcs_ms enqueued, con
     if (rc == 0) {
         c->stats.messages_out++;
         c->stats.bytes_out += len;
+        c->stats.out_by_type[dcs_msg_type_of(data, len)]++;
     }
     return rc;
 }
@@ -531,6 +532,7 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
     const char *why = NULL;
 
     c->stats.messages_in++;
+    c->stats.in_by_type[dcs_msg_type_index(m->type)]++;
     c->t_liveness = now + c->cfg.s.heartbeat_timeout;
     c->last_activity = now;
 

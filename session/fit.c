@@ -203,3 +203,31 @@ int dcs_fit_check(const dcs_message *m, const char **why)
     }
     return 0;
 }
+
+static const char *const dcs__mt_names[DCS_MT_COUNT] = {
+    "command", "heartbeat", "jobRequest", "jobResponse", "message", "other",
+};
+
+int dcs_msg_type_index(dcs_slice type)
+{
+    int i;
+    for (i = 0; i < DCS_MT_OTHER; i++)
+        if (dcs__is(type, dcs__mt_names[i]))
+            return i;
+    return DCS_MT_OTHER;
+}
+
+const char *dcs_msg_type_name(int index)
+{
+    return index >= 0 && index < DCS_MT_COUNT ? dcs__mt_names[index] : "other";
+}
+
+int dcs_msg_type_of(const char *msg, size_t len)
+{
+    dcs_slice v;
+    if (dcs_json_member(msg, len, "type", &v) != 1 || v.len < 2 || v.ptr[0] != '"')
+        return DCS_MT_OTHER;
+    v.ptr++;
+    v.len -= 2;
+    return dcs_msg_type_index(v);
+}

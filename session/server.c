@@ -107,6 +107,7 @@ int dcs__srv_write(dcs_server *s, dcs__conn *c, int kind, uint64_t id, const cha
     if (rc == 0) {
         s->stats.messages_out++;
         s->stats.bytes_out += len;
+        s->stats.out_by_type[dcs_msg_type_of(data, len)]++;
     }
     return rc;
 }

@@ -421,6 +421,7 @@ void dcs__srv_on_message(dcs_server *s, dcs__conn *c, dcs_ms now)
 
     /* 3. Liveness and registry activity. */
     s->stats.messages_in++;
+    s->stats.in_by_type[dcs_msg_type_index(c->msg.type)]++;
     c->t_liveness = now + s->cfg.s.heartbeat_timeout;
     c->last_activity = now;
 

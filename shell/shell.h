@@ -216,6 +216,8 @@ void dsh_jw_uint(dsh_jw *w, const char *key, uint64_t v);
 void dsh_jw_int(dsh_jw *w, const char *key, int64_t v);
 void dsh_jw_double(dsh_jw *w, const char *key, double v);
 void dsh_jw_bool(dsh_jw *w, const char *key, int v);
+/* An object of message counts by envelope type (DCS_MT_COUNT slots). */
+void dsh_jw_by_type(dsh_jw *w, const char *key, const uint64_t *counts);
 void dsh_jw_str(dsh_jw *w, const char *key, const char *s);
 void dsh_jw_strn(dsh_jw *w, const char *key, const char *s, size_t len);
 /* Write a raw JSON value (must be valid JSON). */

@@ -43,3 +43,12 @@ void dsh_stats_write(const dcs_buf *b, const char *path, int to_stderr, const ch
         dsh_log(DCS_LOG_ERROR, category, "stats", NULL, 0, "cannot write statistics: %s", why);
     }
 }
+
+void dsh_jw_by_type(dsh_jw *w, const char *key, const uint64_t *counts)
+{
+    int i;
+    dsh_jw_object(w, key);
+    for (i = 0; i < DCS_MT_COUNT; i++)
+        dsh_jw_uint(w, dcs_msg_type_name(i), counts[i]);
+    dsh_jw_end(w);
+}

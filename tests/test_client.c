@@ -214,6 +214,12 @@ Test(client, register_is_first_on_the_first_connection)
                      "4242,\"type\":\"copilot-study\"},\"timestamp\":1735930800000}");
     cr_assert_eq(dcs_client_state(f.c), DCS_CLIENT_OPEN);
     cr_assert_geq(fx_find(&f, 0, DCS_ACT_OPEN, NULL), 0);
+    /* statistics by type */
+    fx_input(&f, SRV("heartbeat", "heartbeat", "{}"));
+    cr_assert_eq(dcs_client_get_stats(f.c)->out_by_type[DCS_MT_COMMAND], 1);
+    cr_assert_eq(dcs_client_get_stats(f.c)->in_by_type[DCS_MT_HEARTBEAT], 1);
+    cr_assert_eq(dcs_client_get_stats(f.c)->in_by_type[DCS_MT_MESSAGE], 0);
+    cr_assert_str_eq(dcs_msg_type_name(DCS_MT_JOBREQUEST), "jobRequest");
     fx_fini(&f);
 }
 

@@ -55,6 +55,7 @@ typedef struct dcs_client_stats {
     uint64_t connections, connections_lost, heartbeat_timeouts;
     uint64_t messages_in, bytes_in, decode_errors;
     uint64_t messages_out, bytes_out, heartbeats_out;
+    uint64_t in_by_type[DCS_MT_COUNT], out_by_type[DCS_MT_COUNT]; /* dcs_msg_type_name() */
     uint64_t delivered, wrong_destination, duplicates, dedup_evicted, payload_mismatch;
     uint64_t wrong_direction, unknown_type, unknown_key, unexpected_challenge, no_challenge;
     uint64_t drop_queue_count, drop_queue_bytes, drop_queue_age, drop_lost_in_flight;

@@ -130,6 +130,7 @@ typedef struct dcs_server_stats {
 #define DCS__SERVER_STAT_FIELD(field, name) uint64_t field;
     DCS_SERVER_COUNTERS(DCS__SERVER_STAT_FIELD)
 #undef DCS__SERVER_STAT_FIELD
+    uint64_t in_by_type[DCS_MT_COUNT], out_by_type[DCS_MT_COUNT]; /* dcs_msg_type_name() */
     size_t connections;     /* connections the machine knows now */
     size_t registered_now;  /* of which registered (in the registry) */
     size_t queued_messages; /* held for clients that are not connected (9.7) */

@@ -211,6 +211,28 @@ int dcs_handshake_verify(const unsigned char *secret, size_t secret_len, const c
 int dcs_fit_check(const dcs_message *msg, const char **why);
 
 /* ------------------------------------------------------------------------ */
+/* Messages by type (statistics)                                             */
+
+/* The envelope types of the catalogue (spec 7.1), and one slot for any
+ * other type, to count messages in and out by type. */
+enum dcs_msg_type {
+    DCS_MT_COMMAND = 0,
+    DCS_MT_HEARTBEAT,
+    DCS_MT_JOBREQUEST,
+    DCS_MT_JOBRESPONSE,
+    DCS_MT_MESSAGE,
+    DCS_MT_OTHER,
+    DCS_MT_COUNT
+};
+
+/* The slot of an envelope type. */
+int dcs_msg_type_index(dcs_slice type);
+/* The slot's name: the type as on the wire, or "other". */
+const char *dcs_msg_type_name(int index);
+/* The slot of a serialized envelope's type (DCS_MT_OTHER if it has none). */
+int dcs_msg_type_of(const char *msg, size_t len);
+
+/* ------------------------------------------------------------------------ */
 /* Actions: what a state machine asks its I/O shell to do                    */
 
 /* A state machine never calls out. Each input function records an event;
