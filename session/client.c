@@ -17,6 +17,7 @@
 
 #include "actions.h"
 #include "dcs/client.h"
+#include "util.h"
 #include "wire.h"
 
 /* ------------------------------------------------------------------------ */
@@ -485,11 +486,6 @@ int dcs_client_reply(dcs_client *c, dcs_ms now, uint64_t conn, const dcs_envelop
 /* ------------------------------------------------------------------------ */
 /* Receiving (spec 8.11)                                                     */
 
-static int dcs__is(dcs_slice s, const char *lit)
-{
-    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
-}
-
 static void dcs__deliver(dcs_client *c)
 {
     struct dcs__act *x = dcs__push(c, DCS_ACT_DELIVER);
@@ -537,7 +533,7 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
     c->last_activity = now;
 
     if (c->state == DCS_CLIENT_REGISTERING) {
-        if (dcs__is(m->type, "command") && dcs__is(m->key, "challenge")) {
+        if (dcs__slice_is(m->type, "command") && dcs__slice_is(m->key, "challenge")) {
             dcs_slice nonce;
             char mac[65], nz[129];
             if (dcs_fit_check(m, &why) != 0) {
@@ -571,7 +567,7 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
     }
 
     /* Destination filter (spec 8.8). */
-    if (!dcs__is(m->destination, "*") && !dcs__is(m->destination, c->id)) {
+    if (!dcs__slice_is(m->destination, "*") && !dcs__slice_is(m->destination, c->id)) {
         c->stats.wrong_destination++;
         dcs__log(c, DCS_LOG_INFO, DCS_CAT_CLIENT, "wrong-destination",
                  "message %.*s/%.*s for \"%.*s\" dropped", (int)m->type.len, m->type.ptr,
@@ -579,8 +575,8 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
         return;
     }
 
-    if (dcs__is(m->type, "heartbeat")) {
-        if (!dcs__is(m->key, "heartbeat")) {
+    if (dcs__slice_is(m->type, "heartbeat")) {
+        if (!dcs__slice_is(m->key, "heartbeat")) {
             c->stats.unknown_key++;
             dcs__log(c, DCS_LOG_INFO, DCS_CAT_CLIENT, "unknown-key",
                      "heartbeat with key %.*s delivered as a generic message", (int)m->key.len,
@@ -589,8 +585,8 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
         }
         return;
     }
-    if (dcs__is(m->type, "command")) {
-        if (dcs__is(m->key, "challenge")) {
+    if (dcs__slice_is(m->type, "command")) {
+        if (dcs__slice_is(m->key, "challenge")) {
             c->stats.unexpected_challenge++;
             dcs__log(c, DCS_LOG_WARN, DCS_CAT_AUTH, "unexpected-challenge",
                      "challenge ignored: %s", c->secret ? "already registered" : "no secret");
@@ -598,10 +594,10 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
         }
         goto wrong_direction; /* commands go from the client to the server */
     }
-    if (dcs__is(m->type, "jobResponse"))
+    if (dcs__slice_is(m->type, "jobResponse"))
         goto wrong_direction;
-    if (dcs__is(m->type, "jobRequest")) {
-        if (!dcs__is(m->key, "request_jobs")) {
+    if (dcs__slice_is(m->type, "jobRequest")) {
+        if (!dcs__slice_is(m->key, "request_jobs")) {
             c->stats.unknown_key++;
             dcs__log(c, DCS_LOG_INFO, DCS_CAT_CLIENT, "unknown-key",
                      "jobRequest with key %.*s delivered as a generic message", (int)m->key.len,
@@ -609,10 +605,10 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
             dcs__deliver(c);
             return;
         }
-    } else if (dcs__is(m->type, "message")) {
-        if (dcs__is(m->key, "TOKEN_REFRESH_RESPONSE"))
+    } else if (dcs__slice_is(m->type, "message")) {
+        if (dcs__slice_is(m->key, "TOKEN_REFRESH_RESPONSE"))
             goto wrong_direction;
-        if (dcs__is(m->key, "close")) {
+        if (dcs__slice_is(m->key, "close")) {
             dcs_buf_reserve(&c->scratch, 1);
             c->scratch.len = 0;
             dcs_json_member_string(m->payload.ptr, m->payload.len, "reason", &c->scratch);
@@ -636,14 +632,14 @@ static void dcs__on_message(dcs_client *c, dcs_ms now)
                  (int)m->type.len, m->type.ptr, (int)m->key.len, m->key.ptr, why);
         return;
     }
-    if (dcs__is(m->type, "message") && dcs__is(m->key, "PROGRESS_UPDATE") &&
+    if (dcs__slice_is(m->type, "message") && dcs__slice_is(m->key, "PROGRESS_UPDATE") &&
         dcs__duplicate(c, now, 1))
         return;
-    if (dcs__is(m->type, "message") && dcs__is(m->key, "TOKEN_REFRESH_REQUEST") &&
+    if (dcs__slice_is(m->type, "message") && dcs__slice_is(m->key, "TOKEN_REFRESH_REQUEST") &&
         dcs__duplicate(c, now, 0))
         return;
     dcs__deliver(c);
-    if (dcs__is(m->type, "message") && dcs__is(m->key, "shutdown"))
+    if (dcs__slice_is(m->type, "message") && dcs__slice_is(m->key, "shutdown"))
         dcs__log(c, DCS_LOG_INFO, DCS_CAT_CLIENT, "shutdown",
                  "the server announced a shutdown; the client will reconnect");
     return;
@@ -813,15 +809,6 @@ void dcs_client_config_init(dcs_client_config *cfg)
     cfg->server_uid = -1;
 }
 
-static char *dcs__strdup(const dcs_allocator *a, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = a->alloc(a->ud, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 void dcs_client_registry(const dcs_client *c, dcs_ms now, dcs_registry_entry *e)
 {
     memset(e, 0, sizeof *e);
@@ -903,9 +890,9 @@ dcs_client *dcs_client_new(const dcs_client_config *cfg, int *err)
     dcs__actions_init(&c->q, a);
     dcs_buf_init(&c->scratch, a);
     dcs_buf_init(&c->enc, a);
-    c->id = dcs__strdup(a, cfg->id ? cfg->id : "web-server");
-    c->server_id = dcs__strdup(a, cfg->server_id ? cfg->server_id : "external-crawler");
-    c->client_type = dcs__strdup(a, cfg->client_type ? cfg->client_type : "copilot-study");
+    c->id = dcs__dupstr(a, cfg->id ? cfg->id : "web-server");
+    c->server_id = dcs__dupstr(a, cfg->server_id ? cfg->server_id : "external-crawler");
+    c->client_type = dcs__dupstr(a, cfg->client_type ? cfg->client_type : "copilot-study");
     if (cfg->secret) {
         c->secret = a->alloc(a->ud, cfg->secret_len);
         if (c->secret)

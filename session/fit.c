@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "dcs/session.h"
+#include "util.h"
 #include "wire.h"
 
 /* The JSON type of a raw value by its first byte: 's'tring, 'n'umber,
@@ -31,11 +32,6 @@ static char dcs__member_kind(dcs_slice obj, const char *name, dcs_slice *value)
     if (value)
         *value = v;
     return dcs__kind(v);
-}
-
-static int dcs__is(dcs_slice s, const char *lit)
-{
-    return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
 }
 
 #define FAIL(text)                                                                                 \
@@ -101,8 +97,8 @@ int dcs_fit_check(const dcs_message *m, const char **why)
         why = &dummy;
     *why = NULL;
 
-    if (dcs__is(m->type, "command")) {
-        if (dcs__is(m->key, "register")) {
+    if (dcs__slice_is(m->type, "command")) {
+        if (dcs__slice_is(m->key, "register")) {
             if (k != 'o')
                 FAIL("register payload must be an object");
             if (dcs__member_kind(pl, "id", &v) != 's' || v.len <= 2)
@@ -113,13 +109,13 @@ int dcs_fit_check(const dcs_message *m, const char **why)
                 FAIL("register type must be a string");
             return 0;
         }
-        if (dcs__is(m->key, "challenge")) {
+        if (dcs__slice_is(m->key, "challenge")) {
             if (k != 'o')
                 FAIL("challenge payload must be an object");
             if (dcs__member_kind(pl, "nonce", &v) != 's' || v.len != 66 ||
                 !dcs__is_lower_hex(v.ptr + 1, 64))
                 FAIL("challenge nonce must be 64 lowercase hexadecimal characters");
-            if (dcs__member_kind(pl, "alg", &v) != 's' || !dcs__is(v, "\"HMAC-SHA256\""))
+            if (dcs__member_kind(pl, "alg", &v) != 's' || !dcs__slice_is(v, "\"HMAC-SHA256\""))
                 FAIL("challenge alg must be HMAC-SHA256");
             return 0;
         }
@@ -131,7 +127,7 @@ int dcs_fit_check(const dcs_message *m, const char **why)
             FAIL("command payload type must repeat the key");
         if ((k = dcs__member_kind(pl, "requestId", NULL)) && k != 's')
             FAIL("requestId must be a string");
-        if (dcs__is(m->key, "START_JOB")) {
+        if (dcs__slice_is(m->key, "START_JOB")) {
             if (dcs__member_kind(pl, "jobId", NULL) != 's' ||
                 dcs__member_kind(pl, "fullPath", NULL) != 's' ||
                 dcs__member_kind(pl, "command", NULL) != 's')
@@ -139,20 +135,20 @@ int dcs_fit_check(const dcs_message *m, const char **why)
         }
         return 0;
     }
-    if (dcs__is(m->type, "jobRequest") && dcs__is(m->key, "request_jobs")) {
+    if (dcs__slice_is(m->type, "jobRequest") && dcs__slice_is(m->key, "request_jobs")) {
         if (k && k != 'o')
             FAIL("request_jobs payload must be absent or an object");
         if (k && (k = dcs__member_kind(pl, "requestId", NULL)) && k != 's')
             FAIL("requestId must be a string");
         return 0;
     }
-    if (dcs__is(m->type, "jobResponse")) {
-        if (dcs__is(m->key, "jobs_available")) {
+    if (dcs__slice_is(m->type, "jobResponse")) {
+        if (dcs__slice_is(m->key, "jobs_available")) {
             if (k != 'a')
                 FAIL("jobs_available payload must be an array");
             return dcs__fit_jobs(pl, why);
         }
-        if (dcs__is(m->key, "jobs_error")) {
+        if (dcs__slice_is(m->key, "jobs_error")) {
             if (k != 'o')
                 FAIL("jobs_error payload must be an object");
             if (dcs__member_kind(pl, "error", NULL) != 's')
@@ -162,22 +158,22 @@ int dcs_fit_check(const dcs_message *m, const char **why)
         }
         return 0;
     }
-    if (!dcs__is(m->type, "message"))
+    if (!dcs__slice_is(m->type, "message"))
         return 0;
-    if (dcs__is(m->key, "PROGRESS_UPDATE")) {
+    if (dcs__slice_is(m->key, "PROGRESS_UPDATE")) {
         if (k != 'o')
             FAIL("PROGRESS_UPDATE payload must be an object");
         if (dcs__member_kind(pl, "taskId", NULL) != 's' ||
             dcs__member_kind(pl, "status", NULL) != 's' ||
             dcs__member_kind(pl, "timestamp", NULL) != 's')
             FAIL("PROGRESS_UPDATE needs string taskId, status and timestamp");
-    } else if (dcs__is(m->key, "TOKEN_REFRESH_REQUEST")) {
+    } else if (dcs__slice_is(m->key, "TOKEN_REFRESH_REQUEST")) {
         if (k != 'o')
             FAIL("TOKEN_REFRESH_REQUEST payload must be an object");
         if (dcs__member_kind(pl, "requestId", NULL) != 's' ||
             dcs__member_kind(pl, "providerId", NULL) != 's')
             FAIL("TOKEN_REFRESH_REQUEST needs string requestId and providerId");
-    } else if (dcs__is(m->key, "TOKEN_REFRESH_RESPONSE")) {
+    } else if (dcs__slice_is(m->key, "TOKEN_REFRESH_RESPONSE")) {
         if (k != 'o')
             FAIL("TOKEN_REFRESH_RESPONSE payload must be an object");
         if (dcs__member_kind(pl, "requestId", NULL) != 's')
@@ -186,16 +182,16 @@ int dcs_fit_check(const dcs_message *m, const char **why)
             FAIL("TOKEN_REFRESH_RESPONSE success must be a boolean");
         if (v.ptr[0] == 't' && dcs__member_kind(pl, "accessToken", NULL) != 's')
             FAIL("a successful TOKEN_REFRESH_RESPONSE needs a string accessToken");
-    } else if (dcs__is(m->key, "statusUpdate") || dcs__is(m->key, "jobUpdate")) {
+    } else if (dcs__slice_is(m->key, "statusUpdate") || dcs__slice_is(m->key, "jobUpdate")) {
         if (k != 'o')
             FAIL("payload must be an object");
-    } else if (dcs__is(m->key, "shutdown")) {
+    } else if (dcs__slice_is(m->key, "shutdown")) {
         if (k && k != 'o')
             FAIL("shutdown payload must be absent or an object");
-    } else if (dcs__is(m->key, "close")) {
+    } else if (dcs__slice_is(m->key, "close")) {
         if (k != 'o' || dcs__member_kind(pl, "reason", NULL) != 's')
             FAIL("close needs a string reason");
-    } else if (dcs__is(m->key, "commandResult")) {
+    } else if (dcs__slice_is(m->key, "commandResult")) {
         if (k != 'o' || dcs__member_kind(pl, "requestId", NULL) != 's' ||
             dcs__member_kind(pl, "command", NULL) != 's' ||
             dcs__member_kind(pl, "success", NULL) != 'b')
@@ -212,7 +208,7 @@ int dcs_msg_type_index(dcs_slice type)
 {
     int i;
     for (i = 0; i < DCS_MT_OTHER; i++)
-        if (dcs__is(type, dcs__mt_names[i]))
+        if (dcs__slice_is(type, dcs__mt_names[i]))
             return i;
     return DCS_MT_OTHER;
 }

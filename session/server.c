@@ -24,23 +24,6 @@
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-int dcs__srv_is(dcs_slice s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
-}
-
-char *dcs__srv_memdup(const dcs_allocator *a, const char *p, size_t n)
-{
-    char *d = a->alloc(a->ud, n + 1);
-    if (d) {
-        if (n)
-            memcpy(d, p, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 /* "pid 12 uid 1000 gid 1000", the pid as "unknown" when not positive (3.3). */
 const char *dcs__srv_peer(const dcs__conn *c, char *buf, size_t n)
 {
@@ -404,7 +387,7 @@ dcs_server *dcs_server_new(const dcs_server_config *cfg, int *err)
     dcs_buf_init(&s->enc, a);
     dcs_buf_init(&s->pl, a);
     s->t_sweep = DCS_NEVER;
-    s->id = dcs__srv_memdup(a, id, strlen(id));
+    s->id = dcs__memdup(a, id, strlen(id));
     if (cfg->secret) {
         s->secret = a->alloc(a->ud, cfg->secret_len);
         if (s->secret)

@@ -104,7 +104,7 @@ static void dcs__deliver(dcs_server *s, dcs__conn *c, const char *reason)
 /* Set the connection's client id. 0 or DCS_ENOMEM (id unchanged). */
 static int dcs__set_cid(dcs_server *s, dcs__conn *c, const char *p, size_t n)
 {
-    char *d = dcs__srv_memdup(s->al, p, n);
+    char *d = dcs__memdup(s->al, p, n);
     if (!d)
         return DCS_ENOMEM;
     s->al->free(s->al->ud, c->cid);
@@ -227,7 +227,7 @@ static int dcs__correlation(dcs_server *s, const dcs_message *m)
         return rc;
     for (i = 0; i < m->n_unknown; i++) {
         const dcs_member *u = &m->unknown[i];
-        if (dcs__srv_is(u->name, "requestId") && u->value.len >= 2 && u->value.ptr[0] == '"') {
+        if (dcs__slice_is(u->name, "requestId") && u->value.len >= 2 && u->value.ptr[0] == '"') {
             s->scratch.len = 0;
             rc = dcs_unescape(&s->scratch, u->value.ptr + 1, u->value.len - 2);
             return rc == 0 ? 1 : rc == DCS_ENOMEM ? DCS_ENOMEM : 0;
@@ -298,8 +298,8 @@ static void dcs__on_command(dcs_server *s, dcs__conn *c, dcs_ms now)
     dcs_message *m = &c->msg;
     const char *why = NULL;
     (void)now;
-    if (!dcs__srv_is(m->key, "START_JOB") && !dcs__srv_is(m->key, "PAUSE_CRAWLER") &&
-        !dcs__srv_is(m->key, "RESUME_CRAWLER")) {
+    if (!dcs__slice_is(m->key, "START_JOB") && !dcs__slice_is(m->key, "PAUSE_CRAWLER") &&
+        !dcs__slice_is(m->key, "RESUME_CRAWLER")) {
         s->stats.unknown_command++;
         dcs__srv_log(s, c, DCS_LOG_WARN, DCS_CAT_SERVER, "unknown-command",
                      "unknown command %.*s on connection %llu ignored", (int)m->key.len,
@@ -313,8 +313,8 @@ static void dcs__on_command(dcs_server *s, dcs__conn *c, dcs_ms now)
         return;
     }
     s->stats.commands++;
-    if (dcs__srv_is(m->key, "PAUSE_CRAWLER") || dcs__srv_is(m->key, "RESUME_CRAWLER")) {
-        int pause = dcs__srv_is(m->key, "PAUSE_CRAWLER");
+    if (dcs__slice_is(m->key, "PAUSE_CRAWLER") || dcs__slice_is(m->key, "RESUME_CRAWLER")) {
+        int pause = dcs__slice_is(m->key, "PAUSE_CRAWLER");
         dcs__srv_log(s, c, DCS_LOG_INFO, DCS_CAT_SERVER, pause ? "paused" : "resumed",
                      "crawler %s by client \"%s\"%s", pause ? "paused" : "resumed",
                      c->cid ? c->cid : "",
@@ -352,7 +352,7 @@ static int dcs__server_only_key(dcs_slice k)
                                        "shutdown",        "commandResult"};
     size_t i;
     for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (dcs__srv_is(k, keys[i]))
+        if (dcs__slice_is(k, keys[i]))
             return 1;
     return 0;
 }
@@ -360,42 +360,42 @@ static int dcs__server_only_key(dcs_slice k)
 static void dcs__dispatch(dcs_server *s, dcs__conn *c, dcs_ms now)
 {
     dcs_message *m = &c->msg;
-    if (dcs__srv_is(m->type, "heartbeat")) {
-        if (!dcs__srv_is(m->key, "heartbeat"))
+    if (dcs__slice_is(m->type, "heartbeat")) {
+        if (!dcs__slice_is(m->key, "heartbeat"))
             dcs__unknown_key(s, c);
         return; /* liveness is done */
     }
-    if (dcs__srv_is(m->type, "command")) {
-        if (dcs__srv_is(m->key, "register")) {
+    if (dcs__slice_is(m->type, "command")) {
+        if (dcs__slice_is(m->key, "register")) {
             s->stats.register_repeated++;
             dcs__srv_log(s, c, DCS_LOG_INFO, DCS_CAT_SERVER, "register-repeated",
                          "connection %llu is already registered as \"%s\"; register ignored",
                          (unsigned long long)c->id, c->cid ? c->cid : "");
-        } else if (dcs__srv_is(m->key, "challenge")) {
+        } else if (dcs__slice_is(m->key, "challenge")) {
             dcs__wrong_direction(s, c);
         } else {
             dcs__on_command(s, c, now);
         }
         return;
     }
-    if (dcs__srv_is(m->type, "jobResponse")) {
-        if (dcs__srv_is(m->key, "jobs_available") || dcs__srv_is(m->key, "jobs_error"))
+    if (dcs__slice_is(m->type, "jobResponse")) {
+        if (dcs__slice_is(m->key, "jobs_available") || dcs__slice_is(m->key, "jobs_error"))
             dcs__on_reply(s, c, now, DCS__R_JOBS);
         else
             dcs__unknown_key(s, c);
         return;
     }
-    if (dcs__srv_is(m->type, "jobRequest")) {
-        if (dcs__srv_is(m->key, "request_jobs"))
+    if (dcs__slice_is(m->type, "jobRequest")) {
+        if (dcs__slice_is(m->key, "request_jobs"))
             dcs__wrong_direction(s, c);
         else
             dcs__unknown_key(s, c);
         return;
     }
-    if (dcs__srv_is(m->type, "message")) {
-        if (dcs__srv_is(m->key, "TOKEN_REFRESH_RESPONSE")) {
+    if (dcs__slice_is(m->type, "message")) {
+        if (dcs__slice_is(m->key, "TOKEN_REFRESH_RESPONSE")) {
             dcs__on_reply(s, c, now, DCS__R_TOKEN);
-        } else if (dcs__srv_is(m->key, "close")) {
+        } else if (dcs__slice_is(m->key, "close")) {
             int rc = dcs__str(m->payload, "reason", &s->scratch);
             dcs__srv_log(s, c, DCS_LOG_INFO, DCS_CAT_SERVER, "close-notice",
                          "client \"%s\" is closing connection %llu: %.*s", c->cid ? c->cid : "",
@@ -417,7 +417,7 @@ static void dcs__dispatch(dcs_server *s, dcs__conn *c, dcs_ms now)
 void dcs__srv_on_message(dcs_server *s, dcs__conn *c, dcs_ms now)
 {
     dcs_message *m = &c->msg;
-    int is_register = dcs__srv_is(m->type, "command") && dcs__srv_is(m->key, "register");
+    int is_register = dcs__slice_is(m->type, "command") && dcs__slice_is(m->key, "register");
 
     /* 3. Liveness and registry activity. */
     s->stats.messages_in++;
@@ -462,7 +462,7 @@ void dcs__srv_on_message(dcs_server *s, dcs__conn *c, dcs_ms now)
     }
 
     /* 5. The destination filter. */
-    if (!dcs__srv_is(m->destination, "*") && !dcs__srv_is(m->destination, s->id)) {
+    if (!dcs__slice_is(m->destination, "*") && !dcs__slice_is(m->destination, s->id)) {
         s->stats.wrong_destination++;
         if (!s->cfg.lenient) {
             dcs__srv_log(s, c, DCS_LOG_INFO, DCS_CAT_SERVER, "wrong-destination",

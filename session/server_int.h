@@ -9,6 +9,7 @@
 #include <stdarg.h>
 
 #include "actions.h"
+#include "util.h"
 #include "dcs/server.h"
 #include "wire.h"
 
@@ -116,8 +117,6 @@ int dcs__srv_write(dcs_server *s, dcs__conn *c, int kind, uint64_t id, const cha
 void dcs__srv_close(dcs_server *s, dcs__conn *c, dcs_ms now, const char *reason, int notice);
 const char *dcs__srv_peer(const dcs__conn *c, char *buf, size_t n);
 const char *dcs__srv_dest(const dcs__conn *c);
-int dcs__srv_is(dcs_slice s, const char *lit);
-char *dcs__srv_memdup(const dcs_allocator *a, const char *p, size_t n);
 void dcs__srv_register_done(dcs_server *s, dcs__conn *c, dcs_ms now);
 
 /* server_conn.c */

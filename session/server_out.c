@@ -83,7 +83,7 @@ static struct dcs__squeue *dcs__queue_get(dcs_server *s, const char *dest, size_
         s->cap_queues = cap;
     }
     sq = &s->queues[s->n_queues];
-    sq->dest = dcs__srv_memdup(s->al, dest, len);
+    sq->dest = dcs__memdup(s->al, dest, len);
     sq->dest_len = len;
     sq->q = sq->dest ? dcs_queue_new(&s->cfg.s, s->al, dcs__on_qdrop, s) : NULL;
     if (!sq->q) {
@@ -248,7 +248,7 @@ static int dcs__encode(dcs_server *s, dcs_ms now, dcs_envelope *e)
 
 static int dcs__is_progress(const dcs_envelope *env)
 {
-    return dcs__srv_is(env->type, "message") && dcs__srv_is(env->key, "PROGRESS_UPDATE");
+    return dcs__slice_is(env->type, "message") && dcs__slice_is(env->key, "PROGRESS_UPDATE");
 }
 
 int dcs_server_send(dcs_server *s, dcs_ms now, const dcs_envelope *env, uint64_t *id)
@@ -260,7 +260,7 @@ int dcs_server_send(dcs_server *s, dcs_ms now, const dcs_envelope *env, uint64_t
 
     if (s->shutting_down)
         return DCS_SERVER_SHUTTING_DOWN;
-    if (dcs__srv_is(e.type, "command"))
+    if (dcs__slice_is(e.type, "command"))
         return DCS_EINVAL; /* commands go from the client to the server (7.16) */
     if (s->paused && dcs__is_progress(&e)) {
         s->stats.paused_refused++;
@@ -277,7 +277,7 @@ int dcs_server_send(dcs_server *s, dcs_ms now, const dcs_envelope *env, uint64_t
         dcs__conn *c = s->conns[i];
         if (c->state != DCS__C_REGISTERED)
             continue;
-        if (!dcs__srv_is(e.destination, "*") &&
+        if (!dcs__slice_is(e.destination, "*") &&
             !(c->cid && e.destination.len == c->cid_len &&
               memcmp(e.destination.ptr, c->cid, c->cid_len) == 0))
             continue;
@@ -428,11 +428,11 @@ int dcs_server_request(dcs_server *s, dcs_ms now, uint64_t conn, const char *cli
 
     if (s->shutting_down)
         return DCS_SERVER_SHUTTING_DOWN;
-    if (dcs__srv_is(e.type, "command"))
+    if (dcs__slice_is(e.type, "command"))
         return DCS_EINVAL;
-    if (dcs__srv_is(e.type, "jobRequest") && dcs__srv_is(e.key, "request_jobs"))
+    if (dcs__slice_is(e.type, "jobRequest") && dcs__slice_is(e.key, "request_jobs"))
         kind = DCS__R_JOBS;
-    else if (dcs__srv_is(e.type, "message") && dcs__srv_is(e.key, "TOKEN_REFRESH_REQUEST"))
+    else if (dcs__slice_is(e.type, "message") && dcs__slice_is(e.key, "TOKEN_REFRESH_REQUEST"))
         kind = DCS__R_TOKEN;
     else
         kind = DCS__R_GENERIC;
