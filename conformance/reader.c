@@ -206,13 +206,21 @@ static int add_pattern(reader *r, const char *text, size_t len, int matchers, dc
     return 0;
 }
 
-/* The suffix of send and send-raw: chunks N [pause D] | split AT,AT,... */
+/* The suffix of send and send-raw: [repeat N] [chunks N [pause D] | split
+ * AT,AT,...]; iut-stdin takes only repeat. */
 static int send_suffix(reader *r, char *rest, dcs_step *st)
 {
     char *w = word(&rest), *tok;
     size_t n = 0, *split, prev = 0;
+    if (w && strcmp(w, "repeat") == 0) {
+        if (parse_count(word(&rest), 100000, &st->repeat) != 0 || st->repeat == 0)
+            return rfail(r, r->lline, "repeat needs a count from 1 to 100000");
+        w = word(&rest);
+    }
     if (!w)
         return 0;
+    if (st->kind == DCS_STEP_IUT_STDIN)
+        return rfail(r, r->lline, "unexpected '%s' after iut-stdin's line (repeat N?)", w);
     if (strcmp(w, "chunks") == 0) {
         if (parse_count(word(&rest), 1u << 24, &st->chunk) != 0 || st->chunk == 0)
             return rfail(r, r->lline, "chunks needs a size from 1 to %u", 1u << 24);
@@ -244,6 +252,11 @@ static int send_suffix(reader *r, char *rest, dcs_step *st)
     return 0;
 }
 
+static const char *kw_of(const dcs_step *st)
+{
+    return dcs_step_name(st->kind);
+}
+
 static int send_raw(reader *r, char *rest, dcs_step *st)
 {
     char *q;
@@ -254,7 +267,7 @@ static int send_raw(reader *r, char *rest, dcs_step *st)
             if (*q == '\\' && q[1])
                 q++;
         if (!*q)
-            return rfail(r, r->lline, "send-raw: unterminated string");
+            return rfail(r, r->lline, "%s: unterminated string", kw_of(st));
         dcs_buf_init(&b, &r->box->ar.a);
         rc = dcs_unescape(&b, rest + 1, (size_t)(q - rest - 1));
         if (rc == 0 && !(st->text = rdup(r, b.data ? b.data : "", b.len)))
@@ -264,27 +277,27 @@ static int send_raw(reader *r, char *rest, dcs_step *st)
         if (rc == DCS_ENOMEM)
             return rnomem(r);
         if (rc != 0)
-            return rfail(r, r->lline, "send-raw: invalid JSON string (%s)", dcs_err_name(rc));
+            return rfail(r, r->lline, "%s: invalid JSON string (%s)", kw_of(st), dcs_err_name(rc));
         return send_suffix(r, q + 1, st);
     }
     if (strncmp(rest, "hex:", 4) == 0) {
         char *w = word(&rest), *out;
         size_t i, n = strlen(w + 4);
         if (n % 2 || !(out = ralloc(r, n / 2 + 1)))
-            return n % 2 ? rfail(r, r->lline, "send-raw: odd number of hex digits") : rnomem(r);
+            return n % 2 ? rfail(r, r->lline, "%s: odd number of hex digits", kw_of(st)) : rnomem(r);
         for (i = 0; i < n; i++) {
             char c = w[4 + i];
             int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
                   : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
             if (v < 0)
-                return rfail(r, r->lline, "send-raw: '%c' is not a hex digit", c);
+                return rfail(r, r->lline, "%s: '%c' is not a hex digit", kw_of(st), c);
             out[i / 2] = (char)(i % 2 ? out[i / 2] | v : v << 4);
         }
         st->text = out;
         st->text_len = n / 2;
         return send_suffix(r, rest, st);
     }
-    return rfail(r, r->lline, "send-raw needs a JSON string or hex:BYTES");
+    return rfail(r, r->lline, "%s needs a JSON string or hex:BYTES", kw_of(st));
 }
 
 static int word_list(reader *r, char *rest, const char *const **out, size_t *n, const char *what)
@@ -348,15 +361,17 @@ static int parse_step(reader *r, char *kw, char *rest, unsigned depth, dcs_step 
     int rc;
     st->line = r->lline;
     st->at_offset = -1;
+    st->repeat = 1;
     for (i = 0; i < sizeof kws / sizeof kws[0]; i++)
         if (strcmp(kws[i], kw) == 0)
             st->kind = (int)i + 1;
     if (strcmp(kw, "socket") == 0) {
         w = word(&rest);
         st->kind = w && !strcmp(w, "remove") ? DCS_STEP_SOCKET_REMOVE
-                 : w && !strcmp(w, "stale")  ? DCS_STEP_SOCKET_STALE : 0;
+                 : w && !strcmp(w, "stale")  ? DCS_STEP_SOCKET_STALE
+                 : w && !strcmp(w, "listen") ? DCS_STEP_SOCKET_LISTEN : 0;
         if (!st->kind)
-            return rfail(r, r->lline, "socket needs remove or stale");
+            return rfail(r, r->lline, "socket needs remove, stale or listen");
     }
     switch (st->kind) {
     case DCS_STEP_ACCEPT: case DCS_STEP_EXPECT_CLOSE: case DCS_STEP_EXPECT_RECONNECT:
@@ -374,7 +389,7 @@ static int parse_step(reader *r, char *kw, char *rest, unsigned depth, dcs_step 
         /* fall through */
     case DCS_STEP_WAIT:
         return parse_duration(r, rest, &st->duration_ms);
-    case DCS_STEP_SOCKET_REMOVE: case DCS_STEP_SOCKET_STALE:
+    case DCS_STEP_SOCKET_REMOVE: case DCS_STEP_SOCKET_STALE: case DCS_STEP_SOCKET_LISTEN:
         if ((rc = need_role(r, DCS_ROLE_CLIENT, "socket")) != 0)
             return rc;
         /* fall through */
@@ -393,6 +408,11 @@ static int parse_step(reader *r, char *kw, char *rest, unsigned depth, dcs_step 
         return send_suffix(r, rest + used, st);
     case DCS_STEP_SEND_RAW:
         return send_raw(r, rest, st);
+    case DCS_STEP_IUT_STDIN:
+        return send_raw(r, rest, st);
+    case DCS_STEP_KEEPALIVE:
+        st->on = !strcmp(rest, "on") ? 1 : !strcmp(rest, "off") ? 0 : -1;
+        return st->on >= 0 ? 0 : rfail(r, r->lline, "keepalive needs on or off");
     case DCS_STEP_EXPECT: case DCS_STEP_EXPECT_ANY: case DCS_STEP_EXPECT_NONE:
         if (!*rest)
             return rfail(r, r->lline, "%s needs a pattern", kw);

@@ -106,6 +106,8 @@ enum dcs_level { DCS_LEVEL_MUST = 0, DCS_LEVEL_SHOULD = 1, DCS_LEVEL_INFO = 2 };
     XX(EXPECT_CLOSE, "expect-close") XX(EXPECT_RECONNECT, "expect-reconnect")            \
     XX(EXPECT_NO_CONNECT, "expect-no-connect") XX(RESTART, "restart") XX(KILL, "kill")   \
     XX(SOCKET_REMOVE, "socket remove") XX(SOCKET_STALE, "socket stale")                  \
+    XX(SOCKET_LISTEN, "socket listen") XX(KEEPALIVE, "keepalive")                        \
+    XX(IUT_STDIN, "iut-stdin")                                                           \
     XX(SEND, "send") XX(SEND_RAW, "send-raw") XX(WAIT, "wait") XX(EXPECT, "expect")      \
     XX(EXPECT_ANY, "expect-any") XX(EXPECT_NONE, "expect-none")                          \
     XX(EXPECT_ERROR, "expect-error") XX(IGNORE, "ignore") XX(UNIGNORE, "unignore")       \
@@ -145,11 +147,16 @@ struct dcs_step {
     /* wait, expect-none (for), expect-no-connect. */
     int64_t duration_ms;
     /* send: the message text as written ($NAME not yet substituted);
-     * send-raw: the bytes to write; expect-error: the reason. */
+     * send-raw: the bytes to write; expect-error: the reason; iut-stdin: the
+     * line to write, without its newline. */
     const char *text;
     size_t text_len;
     /* expect, expect-any, expect-none. */
     const dcs_pattern *pattern;
+    /* send, send-raw, iut-stdin: how many times (1 unless `repeat N`). */
+    size_t repeat;
+    /* keepalive: 1 for on, 0 for off. */
+    int on;
     /* send, send-raw: chunk size (0: all at once) and pause between chunks,
      * or the split offsets. */
     size_t chunk;

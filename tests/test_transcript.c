@@ -183,6 +183,30 @@ Test(conformance, send_steps)
     cr_assert_eq(s[7].text_len, 2);
     cr_assert(memcmp(s[7].text, "\0#", 2) == 0);
     cr_assert_eq(s[7].n_split, 1);
+    cr_assert_eq(s[7].repeat, 1);
+    dcs_case_free(c);
+}
+
+Test(conformance, repeat_keepalive_stdin_listen)
+{
+    dcs_case *c = parse_ok(HDR "send {\"a\":1} repeat 3 chunks 2\n"
+                               "send-raw \"x\" repeat 100000\n"
+                               "iut-stdin \"START_JOB:{\\\"a\\\":1}\" repeat 2\n"
+                               "keepalive off\n"
+                               "keepalive on\n"
+                               "socket listen\n");
+    const dcs_step *s = c->steps.steps;
+    cr_assert_eq(c->steps.n, 6);
+    cr_assert_eq(s[0].repeat, 3);
+    cr_assert_eq(s[0].chunk, 2);
+    cr_assert_eq(s[1].repeat, 100000);
+    cr_assert_eq(s[2].kind, DCS_STEP_IUT_STDIN);
+    cr_assert_str_eq(s[2].text, "START_JOB:{\"a\":1}");
+    cr_assert_eq(s[2].repeat, 2);
+    cr_assert_eq(s[3].kind, DCS_STEP_KEEPALIVE);
+    cr_assert_eq(s[3].on, 0);
+    cr_assert_eq(s[4].on, 1);
+    cr_assert_eq(s[5].kind, DCS_STEP_SOCKET_LISTEN);
     dcs_case_free(c);
 }
 
@@ -408,7 +432,11 @@ Test(conformance, reader_errors)
     parse_err(HDR "expect-error garbage near 5\n", 4, "expect-error: expected 'at OFFSET' after the reason");
     parse_err(HDR "ignore\n", 4, "ignore needs at least one word");
     parse_err(HDR "close now\n", 4, "unexpected 'now' after close");
-    parse_err(HDR "socket\n", 4, "socket needs remove or stale");
+    parse_err(HDR "socket\n", 4, "socket needs remove, stale or listen");
+    parse_err(HDR "keepalive maybe\n", 4, "keepalive needs on or off");
+    parse_err(HDR "send {\"a\":1} repeat 0\n", 4, "repeat needs a count from 1 to 100000");
+    parse_err(HDR "iut-stdin \"PAUSE\" chunks 1\n", 4, "unexpected 'chunks' after iut-stdin's line (repeat N?)");
+    parse_err(HDR "iut-stdin PAUSE\n", 4, "iut-stdin needs a JSON string or hex:BYTES");
     parse_err(HDR "close\nid b\n", 5, "header directive 'id' after the first step");
     parse_err(HDR "role server\n", 4, "duplicate directive 'role'");
     parse_err("id a b\n", 1, "id needs exactly one word");
