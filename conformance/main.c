@@ -146,7 +146,7 @@ static void free_catalogue(catalogue *cat)
 
 typedef struct args {
     conf_opts o;
-    const char *cases, *profile, *expect, *junit, *json, *html;
+    const char *cases, *profile, *expect, *junit, *json, *html, *spec_url;
     const char *filters[MAX_FILTERS];
     size_t n_filters;
     char *env[256];
@@ -194,9 +194,13 @@ static void usage(FILE *f)
 "  --jobs N               run N cases at once (default 1)\n"
 "  --shuffle SEED         run the cases in a random order\n"
 "  --junit FILE, --json FILE, --html FILE  write reports\n"
+"  --spec-url URL         where the HTML report's citations point (default:\n"
+"                         %s)\n"
 "  --tap                  TAP on standard output (the console goes to stderr)\n"
 "  --list                 print the cases that would run, and stop\n"
 "  --keep                 keep the per-case directories (socket, IUT log)\n"
+"  --workdir DIR          where the per-case directories go (default $TMPDIR\n"
+"                         or /tmp)\n"
 "  -v, --verbose          log every connection event on stderr\n"
 "  -h, --help, -V, --version\n"
 "\n"
@@ -204,7 +208,7 @@ static void usage(FILE *f)
 "2 the harness could not run (bad options, unreadable cases).\n"
 "\n"
 "Cases, profiles and verdicts: spec/TRANSCRIPTS.md. Catalogue: spec/CASES.md.\n",
-            DCS_CONFORM_CASES_DIR);
+            DCS_CONFORM_CASES_DIR, DCS_CONFORM_SPEC_URL);
 }
 
 static int parse_ms(const char *s, int64_t *us)
@@ -257,7 +261,7 @@ static int parse_profile(args *a, const char *path)
 enum {
     O_ROLE = 256, O_SOCKET, O_ATTACH, O_REUSE, O_ENV, O_IUT_ID, O_PEER_ID, O_SCALE, O_FAKETIME, O_SLACK,
     O_TOL, O_STARTUP, O_CASES, O_FILTER, O_PROFILE, O_EXPECT, O_JOBS, O_SHUFFLE, O_JUNIT, O_JSON, O_HTML,
-    O_TAP, O_LIST, O_KEEP, O_MARKDOWN, O_WORKDIR
+    O_TAP, O_LIST, O_KEEP, O_MARKDOWN, O_WORKDIR, O_SPEC_URL
 };
 
 static const struct option longopts[] = {
@@ -274,6 +278,7 @@ static const struct option longopts[] = {
     {"html", required_argument, 0, O_HTML},       {"tap", no_argument, 0, O_TAP},
     {"list", no_argument, 0, O_LIST},             {"keep", no_argument, 0, O_KEEP},
     {"markdown", no_argument, 0, O_MARKDOWN},     {"workdir", required_argument, 0, O_WORKDIR},
+    {"spec-url", required_argument, 0, O_SPEC_URL},
     {"verbose", no_argument, 0, 'v'},             {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},             {0, 0, 0, 0},
 };
@@ -297,6 +302,7 @@ static int parse_args(int argc, char **argv, args *a)
     a->o.startup_us = 5000000;
     a->jobs = 1;
     a->cases = DCS_CONFORM_CASES_DIR;
+    a->spec_url = DCS_CONFORM_SPEC_URL;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "+vhV", longopts, NULL)) != -1) {
         switch (ch) {
@@ -369,6 +375,7 @@ static int parse_args(int argc, char **argv, args *a)
         case O_KEEP: a->o.keep = 1; break;
         case O_MARKDOWN: a->markdown = 1; break;
         case O_WORKDIR: a->o.workdir = optarg; break;
+        case O_SPEC_URL: a->spec_url = optarg; break;
         case 'v': a->o.verbose = 1; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("dcs-conform %s\n", DCS_VERSION); exit(0);
@@ -758,7 +765,7 @@ static int cmd_run(args *a, catalogue *cat)
     rep.command = joined_command(a->o.argv);
     rep.time_scale = a->o.scale;
     rep.time_mode = a->o.time_mode == CONF_TIME_SCALE ? "scale" : a->o.time_mode == CONF_TIME_FAKETIME ? "faketime" : "real";
-    rep.spec_url = "https://github.com/dcs/dcs/blob/main/spec/PROTOCOL.md";
+    rep.spec_url = a->spec_url;
     rep.cases = results;
     rep.n_cases = results ? n : 0;
     if (a->tap && dcs_report_tap(stdout, &rep) != 0)

@@ -885,7 +885,8 @@ static void fill_identity(const dcs_case *c, dcs_case_result *r)
     r->level = c->level;
     r->cites = calloc(c->n_cites + 1, sizeof *r->cites);
     if (r->cites) {
-        if (dash && dash != c->id)
+        /* the id's own section first; the sanity cases' "0" is none */
+        if (dash && dash != c->id && !(dash - c->id == 1 && c->id[0] == '0'))
             r->cites[k++] = strndup(c->id, (size_t)(dash - c->id));
         for (i = 0; i < c->n_cites; i++)
             if (!(k > 0 && strcmp(r->cites[0], c->cites[i]) == 0))
