@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dcs_config.h"
+#include "generalize.h"
 #include "runner.h"
 
 #define EXIT_FAILED 1
@@ -163,6 +164,7 @@ static void usage(FILE *f)
 "       dcs-conform run --role client|server --attach --socket PATH [OPTIONS]\n"
 "       dcs-conform list [--cases DIR] [--role R] [--filter GLOB] [--markdown]\n"
 "       dcs-conform check [--cases DIR]\n"
+"       dcs-conform generalize RECORDING [--id ID] [-o FILE]\n"
 "\n"
 "The conformance harness of the Direct Communication System: it plays the\n"
 "other peer against an implementation under test (IUT) and judges, case by\n"
@@ -204,8 +206,14 @@ static void usage(FILE *f)
 "  -v, --verbose          log every connection event on stderr\n"
 "  -h, --help, -V, --version\n"
 "\n"
-"exit status: 0 nothing failed; 1 a case failed (FAIL, ERROR or XPASS);\n"
-"2 the harness could not run (bad options, unreadable cases).\n"
+"generalize: turn a recording of dcs-tap --record into a case (on standard\n"
+"output, or FILE): timestamps, pids, request ids, nonces and the peers' ids\n"
+"become matchers and variables, heartbeats are left to the harness. --id\n"
+"names the case (default: gen-<the recording's id without rec->).\n"
+"\n"
+"exit status: 0 nothing failed; 1 a case failed (FAIL, ERROR or XPASS), or\n"
+"the recording cannot be generalized; 2 the harness could not run (bad\n"
+"options, unreadable cases).\n"
 "\n"
 "Cases, profiles and verdicts: spec/TRANSCRIPTS.md. Catalogue: spec/CASES.md.\n",
             DCS_CONFORM_CASES_DIR, DCS_CONFORM_SPEC_URL);
@@ -802,6 +810,82 @@ static int cmd_run(args *a, catalogue *cat)
 }
 
 /* ------------------------------------------------------------------------ */
+/* generalize                                                                */
+
+#define GEN_MAX_RECORDING (64u * 1024u * 1024u)
+
+/* dcs-conform generalize RECORDING [--id ID] [-o FILE] (generalize.h). The
+ * case is made in memory first, so FILE is only written when it succeeds. */
+static int cmd_generalize(int argc, char **argv)
+{
+    static const struct option gopts[] = {{"id", required_argument, 0, 'i'},
+                                          {"output", required_argument, 0, 'o'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    const char *id = NULL, *path = NULL;
+    char *text = NULL, why[512];
+    size_t len = 0, cap = 0, n;
+    dcs_buf out;
+    FILE *f;
+    int ch, rc = 0;
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "o:h", gopts, NULL)) != -1) {
+        switch (ch) {
+        case 'i': id = optarg; break;
+        case 'o': path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: return EXIT_HARNESS;
+        }
+    }
+    if (optind != argc - 1)
+        return bad("generalize needs one RECORDING, a file dcs-tap --record wrote%s", ""), EXIT_HARNESS;
+    if (id && (!*id || id[strcspn(id, " \t\r\n#\\")]))
+        return bad("--id needs one word without '#' or '\\', not '%s'", id), EXIT_HARNESS;
+    if (!(f = fopen(argv[optind], "rb"))) {
+        fprintf(stderr, "dcs-conform: cannot read %s: %s\n", argv[optind], strerror(errno));
+        return EXIT_FAILED;
+    }
+    do {
+        if (len == cap) {
+            char *t = cap < GEN_MAX_RECORDING ? realloc(text, cap = cap ? 2 * cap : 65536) : NULL;
+            if (!t) {
+                fprintf(stderr, "dcs-conform: %s: larger than %u bytes, or out of memory\n", argv[optind],
+                        GEN_MAX_RECORDING);
+                fclose(f);
+                free(text);
+                return EXIT_FAILED;
+            }
+            text = t;
+        }
+        len += n = fread(text + len, 1, cap - len, f);
+    } while (n > 0);
+    if (ferror(f)) {
+        fprintf(stderr, "dcs-conform: cannot read %s: %s\n", argv[optind], strerror(errno));
+        fclose(f);
+        free(text);
+        return EXIT_FAILED;
+    }
+    fclose(f);
+    dcs_buf_init(&out, NULL);
+    if (conf_generalize(text, len, id, &out, why, sizeof why) != 0) {
+        fprintf(stderr, "dcs-conform: %s: %s\n", argv[optind], why);
+        rc = EXIT_FAILED;
+    } else {
+        int werr = !(f = path ? fopen(path, "w") : stdout) || fwrite(out.data, 1, out.len, f) != out.len;
+        if (f && (path ? fclose(f) : fflush(f)) != 0)
+            werr = 1;
+        if (werr) {
+            fprintf(stderr, "dcs-conform: cannot write %s: %s\n", path ? path : "the standard output",
+                    strerror(errno));
+            rc = EXIT_HARNESS;
+        }
+    }
+    dcs_buf_free(&out);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* list, check                                                               */
 
 static void md_cell(const char *s)
@@ -899,8 +983,11 @@ int main(int argc, char **argv)
         printf("dcs-conform %s\n", DCS_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "generalize"))
+        return cmd_generalize(argc, argv);
     if (strcmp(argv[1], "run") && strcmp(argv[1], "list") && strcmp(argv[1], "check")) {
-        fprintf(stderr, "dcs-conform: unknown command '%s' (run, list or check; try --help)\n", argv[1]);
+        fprintf(stderr, "dcs-conform: unknown command '%s' (run, list, check or generalize; try --help)\n",
+                argv[1]);
         return EXIT_HARNESS;
     }
     if (parse_args(argc, argv, &a) != 0) {
