@@ -60,6 +60,7 @@ typedef struct cx {
     size_t n_conns;
     conn *cur;
     int64_t t_case0, last_end, startup_until, hb_period;
+    int64_t t_ref; /* the last event seen before the current step (0: none) */
     int keepalive, killed;
     char ignore[CX_MAX_IGNORE][160];
     size_t n_ignore;

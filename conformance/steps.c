@@ -20,10 +20,16 @@ typedef struct win {
     int64_t lo, hi; /* absolute monotonic us; lo is INT64_MIN when open */
 } win;
 
+/* A window's bounds. The upper bound counts from the step's start t0; the
+ * lower bound from the last event the harness saw before the step (x->t_ref:
+ * the message, connection or write that started the IUT's timer), when that
+ * is earlier, so that a harness that starts a step late (a loaded machine)
+ * never makes the IUT look early. */
 static win window_at(const cx *x, dcs_window w, int64_t t0)
 {
     win r;
-    r.lo = w.lo_ms > 0 ? t0 + cx_scaled(x, w.lo_ms) - x->o->tol_us : INT64_MIN;
+    int64_t lref = x->t_ref && x->t_ref < t0 ? x->t_ref : t0;
+    r.lo = w.lo_ms > 0 ? lref + cx_scaled(x, w.lo_ms) - x->o->tol_us : INT64_MIN;
     r.hi = t0 + cx_scaled(x, w.hi_ms) + x->o->slack_us;
     return r;
 }
@@ -133,6 +139,7 @@ static int st_expect(cx *x, const dcs_step *st, int64_t t0)
                     x->div.has_offset = 1;
                     return STEP_FAIL;
                 }
+                x->t_ref = e->t;
                 return STEP_OK;
             }
             if (!any) {
@@ -206,6 +213,7 @@ static int st_expect_close(cx *x, const dcs_step *st, int64_t t0)
             if (e->t > w.hi)
                 return cx_fail(x, st, t0, exp, "it closed late, after %.1f ms", ms_since(e->t, t0));
             c->cursor++;
+            x->t_ref = e->t;
             return STEP_OK;
         }
         if (c->fd < 0)
@@ -256,6 +264,7 @@ static int st_accept(cx *x, const dcs_step *st, int64_t t0, int64_t ref, const c
             if (c->t_open > hi)
                 return cx_fail(x, st, ref, exp, "it connected late, after %.1f ms", ms_since(c->t_open, ref));
             take(x, c);
+            x->t_ref = c->t_open;
             return STEP_OK;
         }
         if (conf_now_us() > hi)
@@ -579,6 +588,7 @@ typedef struct snapshot {
     char ignore[CX_MAX_IGNORE][160];
     size_t n_ignore;
     int keepalive;
+    int64_t t_ref;
 } snapshot;
 
 static void snap(cx *x, snapshot *s)
@@ -593,6 +603,7 @@ static void snap(cx *x, snapshot *s)
     memcpy(s->ignore, x->ignore, sizeof s->ignore);
     s->n_ignore = x->n_ignore;
     s->keepalive = x->keepalive;
+    s->t_ref = x->t_ref;
 }
 
 static void restore(cx *x, const snapshot *s)
@@ -606,6 +617,7 @@ static void restore(cx *x, const snapshot *s)
     memcpy(x->ignore, s->ignore, sizeof s->ignore);
     x->n_ignore = s->n_ignore;
     x->keepalive = s->keepalive;
+    x->t_ref = s->t_ref;
 }
 
 static int st_either(cx *x, const dcs_step *st, int64_t t0)
@@ -662,6 +674,7 @@ static int run_step(cx *x, const dcs_step *st, int64_t t0)
         while (conf_now_us() < t0 + cx_scaled(x, st->duration_ms))
             if (cx_pump(x, t0 + cx_scaled(x, st->duration_ms), -1) < 0)
                 return STEP_ERROR;
+        x->t_ref = t0 + cx_scaled(x, st->duration_ms);
         return STEP_OK;
     case DCS_STEP_EXPECT: case DCS_STEP_EXPECT_ANY: return st_expect(x, st, t0);
     case DCS_STEP_EXPECT_NONE: return st_expect_none(x, st, t0);
@@ -681,6 +694,19 @@ static int run_step(cx *x, const dcs_step *st, int64_t t0)
     }
 }
 
+/* Steps after which the IUT's timers count from now. */
+static int acts(int kind)
+{
+    switch (kind) {
+    case DCS_STEP_CONNECT: case DCS_STEP_CLOSE: case DCS_STEP_RESTART: case DCS_STEP_KILL:
+    case DCS_STEP_SOCKET_REMOVE: case DCS_STEP_SOCKET_STALE: case DCS_STEP_SOCKET_LISTEN:
+    case DCS_STEP_SEND: case DCS_STEP_SEND_RAW: case DCS_STEP_IUT_STDIN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int cx_run_steps(cx *x, const dcs_step_list *l, int64_t t_first)
 {
     size_t i;
@@ -696,6 +722,8 @@ int cx_run_steps(cx *x, const dcs_step_list *l, int64_t t_first)
             return cx_error(x, "out of memory");
         if ((rc = run_step(x, st, t0)) != STEP_OK)
             return rc;
+        if (acts(st->kind))
+            x->t_ref = conf_now_us();
     }
     return STEP_OK;
 }
