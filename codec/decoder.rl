@@ -52,6 +52,8 @@ struct dcs__span {
     unsigned char nesc, vesc; /* the name / the string value holds an escape */
 };
 
+#include "fast.h"
+
 struct dcs_decoder {
     /* Ragel state */
     int cs, top;
@@ -105,6 +107,8 @@ struct dcs_decoder {
     dcs_member *members, *unknown;
     size_t cap_members;
     dcs_buf scratch;
+
+    dcs__fast_fn fast; /* the fast lane's variant for this CPU (fast.h) */
 
     dcs_decoder_stats stats;
 };
@@ -298,6 +302,7 @@ dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
     d->alloc = a;
     d->max_size = cfg->max_message_size;
     d->max_depth = cfg->max_depth;
+    d->fast = dcs__fast_pick();
     d->stack = a->alloc(a->ud, sizeof(int) * cfg->max_depth);
     if (!d->stack) {
         a->free(a->ud, d);
@@ -866,7 +871,30 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
             continue;
         }
 
-        /* MODE_NORMAL: run the machine, at most up to the size limit. */
+        /* MODE_NORMAL. Between messages, try the fast lane first (fast.h):
+         * a whole valid message in this chunk needs no machine step. */
+        if (d->msg_start == DCS_NO_OFFSET) {
+            size_t len, n;
+            const unsigned char *lim;
+            while (p < pe && DCS__WS(*p))
+                p++;
+            if (p == pe) {
+                d->pos = d->chunk_len;
+                goto chunk_end;
+            }
+            lim = (size_t)(pe - p) > d->max_size ? p + d->max_size : pe;
+            if (*p == '{' &&
+                (len = d->fast(p, lim, OFF(p), d->max_depth, d->spans, d->cap_spans, &n)) != 0) {
+                d->msg_start = OFF(p);
+                d->msg_end = d->msg_start + len;
+                d->n_spans = n;
+                d->nomem = 0;
+                d->pos = (size_t)(p - d->chunk) + len;
+                return dcs__finish_message(d, msg, err);
+            }
+        }
+
+        /* Run the machine, at most up to the size limit. */
         d->oversize_cut = 0;
         if (d->msg_start != DCS_NO_OFFSET && !d->discard) {
             uint64_t limit = d->msg_start + d->max_size;

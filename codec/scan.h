@@ -60,4 +60,15 @@ dcs__scan_plain(const unsigned char *p, const unsigned char *pe)
     return p;
 }
 
+/* The instruction sets of the decoder's fast lane variants (fast.h), chosen
+ * at run time on x86-64 with GCC or clang. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DCS_SCAN_X86 1
+#include <immintrin.h>
+
+#define DCS__TARGET_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt")))
+#define DCS__TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")))
+
+#endif
+
 #endif /* DCS_SCAN_H */
