@@ -92,6 +92,9 @@ struct dcs_decoder {
      * not yet run through the machine, stream offsets [pend_base, +len). */
     dcs_buf pend;
     uint64_t pend_base;
+    /* pend.len when base and chunk_len last counted every byte fed: feed's
+     * one-byte path only appends to pend, dcs__sync catches up. */
+    size_t pend_sync;
     int replay; /* the current chunk is pend; the caller's chunk is saved */
     int can_defer; /* set when next() returns DCS_AGAIN inside a message it keeps */
     const unsigned char *r_chunk;
@@ -274,6 +277,7 @@ static void dcs__start_stream(dcs_decoder *d)
     d->n_spans = 0;
     d->cur = &d->sink;
     d->pend.len = 0;
+    d->pend_sync = 0;
     d->replay = 0;
     d->can_defer = 0;
 }
@@ -371,29 +375,50 @@ int dcs_decoder_idle(const dcs_decoder *d)
 
 static inline int dcs__try_defer(dcs_decoder *d);
 
+/* Account for the bytes feed's one-byte path appended to pend: as if each
+ * had been fed as a chunk of its own, the last one being the current one
+ * (consumed). */
+static inline void dcs__sync(dcs_decoder *d)
+{
+    size_t k = d->pend.len - d->pend_sync;
+    if (k) {
+        d->base += d->chunk_len + k - 1;
+        d->chunk_len = 1;
+        d->pos = 1;
+        d->have_chunk = 0;
+        d->pend_sync = d->pend.len;
+    }
+}
+
 int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
 {
+    /* The cheapest case, one byte that cannot end the message (see
+     * dcs__try_defer): keep it and return, with as few stores as possible
+     * (dcs__sync does the rest later). can_defer implies that the previous
+     * chunk has been consumed (have_chunk is 0). */
+    if (len == 1 && d->can_defer) {
+        char c = *(const char *)chunk;
+        size_t n = d->pend.len;
+        if (c != '}' && n < DCS__DEFER_MAX) {
+            if (n == 0)
+                d->pend_base = d->base + d->chunk_len;
+            d->stats.bytes_in++;
+            d->pend.data[n] = c;
+            d->pend.len = n + 1;
+            return 0;
+        }
+    }
+    dcs__sync(d);
     if (d->have_chunk && d->pos < d->chunk_len)
         return DCS_EBUSY;
     d->base += d->chunk_len;
     d->chunk = chunk;
     d->chunk_len = len;
     d->stats.bytes_in += len;
-    /* The cheapest case, one byte that cannot end the message (see
-     * dcs__try_defer): keep it and return. */
-    if (len == 1 && d->can_defer && d->pend.len < DCS__DEFER_MAX &&
-        *(const unsigned char *)chunk != '}') {
-        if (d->pend.len == 0)
-            d->pend_base = d->base;
-        d->pend.data[d->pend.len++] = *(const char *)chunk;
-        d->pos = 1;
-        d->have_chunk = 0;
-        return 0;
-    }
     d->pos = 0;
     d->have_chunk = 1;
-    if (len <= DCS__DEFER_MAX)
-        dcs__try_defer(d);
+    if (len > DCS__DEFER_MAX || !dcs__try_defer(d))
+        d->can_defer = 0; /* set again when next() has consumed the chunk */
     return 0;
 }
 
@@ -782,6 +807,7 @@ static inline int dcs__try_defer(dcs_decoder *d)
     if (d->pend.len == 0)
         d->pend_base = d->base;
     d->pend.len += n;
+    d->pend_sync = d->pend.len;
     d->pos = n;
     d->have_chunk = 0;
     return 1;
@@ -812,9 +838,21 @@ static void dcs__end_replay(dcs_decoder *d)
     d->have_chunk = d->r_have;
     d->replay = 0;
     d->pend.len = 0;
+    d->pend_sync = 0;
 }
 
+static int dcs__next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
+
+/* The common answer when bytes are fed one at a time comes without setting
+ * up the loop's frame. */
 int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
+{
+    if (!d->have_chunk)
+        return DCS_AGAIN;
+    return dcs__next(d, msg, err);
+}
+
+__attribute__((noinline)) static int dcs__next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 {
     for (;;) {
         const unsigned char *p, *pe, *q;
@@ -959,6 +997,8 @@ int dcs_decoder_finish(dcs_decoder *d, dcs_error *err)
     int rc = DCS_AGAIN;
     /* Deferred bytes are parsed first; they may hold errors (never a whole
      * message: they hold no '}'), reported one per call. */
+    dcs__sync(d);
+    d->can_defer = 0;
     if (d->pend.len && !d->replay) {
         d->have_chunk = 0;
         d->pos = d->chunk_len;
