@@ -516,7 +516,7 @@ static int dcs__syntax_error(dcs_decoder *d, const unsigned char *p, dcs_error *
 
 /* Which envelope member a name is. Each comparison has a constant length, so
  * the compiler turns it into a few loads instead of a call. */
-static int dcs__member_index(const char *name, size_t len)
+__attribute__((always_inline)) static inline int dcs__member_index(const char *name, size_t len)
 {
     switch (len) {
     case 3: return memcmp(name, "key", 3) == 0 ? M_KEY : M_UNKNOWN;
@@ -529,28 +529,65 @@ static int dcs__member_index(const char *name, size_t len)
     }
 }
 
-static int dcs__parse_number(dcs_number *n, const char *text, size_t len, dcs_buf *tmp)
+/* The slow case of dcs__parse_number: a copy, strtoll or strtod. tmp holds
+ * the copy of a long number. */
+static int dcs__parse_number_slow(dcs_number *n, const char *text, size_t len, dcs_buf *tmp);
+
+static inline int dcs__parse_number(dcs_number *n, const char *text, size_t len,
+                                    const dcs_allocator *a)
 {
-    char small[32], *s = small;
-    size_t i = 0;
-    int integral = 1;
+    dcs_buf tmp;
+    int rc;
+    size_t i;
 
     n->raw.ptr = text;
     n->raw.len = len;
     /* The common case, an integer of at most 18 digits (a timestamp in ms):
-     * no copy, no strtoll. The text is valid JSON, so it is "-"? digits. */
+     * no copy, no strtoll. The text is valid JSON, so it is "-"? digits.
+     * Eight digits at a time where there are eight (SWAR). */
     if (len && len <= 19) {
         int neg = text[0] == '-';
-        int64_t v = 0;
-        for (i = (size_t)neg; i < len && text[i] >= '0' && text[i] <= '9'; i++)
-            v = v * 10 + (text[i] - '0');
+        uint64_t v = 0; /* 19 digits fit */
+        i = (size_t)neg;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (len - i >= 8) {
+            uint64_t w, x;
+            memcpy(&w, text + i, 8);
+            x = ((w & 0xf0f0f0f0f0f0f0f0ull) |
+                 (((w + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) ^
+                0x3333333333333333ull;
+            if (x)
+                break; /* a non-digit among them: the loop below finds it */
+            w -= 0x3030303030303030ull;
+            w = w * 10 + (w >> 8);
+            w = ((w & 0x000000ff000000ffull) * (100 + (1000000ull << 32)) +
+                 ((w >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))) >> 32;
+            v = v * 100000000 + w;
+            i += 8;
+        }
+#endif
+        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            v = v * 10 + (uint64_t)(text[i] - '0');
         if (i == len && len - (size_t)neg <= 18) {
             n->kind = DCS_NUM_INT;
-            n->i = neg ? -v : v;
+            n->i = neg ? -(int64_t)v : (int64_t)v;
             n->d = (double)n->i;
             return 0;
         }
     }
+    /* A separate buffer: scratch holds the strings handed out. */
+    dcs_buf_init(&tmp, a);
+    rc = dcs__parse_number_slow(n, text, len, &tmp);
+    dcs_buf_free(&tmp);
+    return rc;
+}
+
+static int dcs__parse_number_slow(dcs_number *n, const char *text, size_t len, dcs_buf *tmp)
+{
+    char small[32], *s = small;
+    size_t i;
+    int integral = 1;
+
     for (i = 0; i < len; i++)
         if (text[i] == '.' || text[i] == 'e' || text[i] == 'E')
             integral = 0;
@@ -673,7 +710,7 @@ static int dcs__finish_message(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 
     /* Unescape the four strings into scratch, reserved up front so that the
      * slices stay valid. Unescaped text is never longer than escaped text. */
-    if (dcs_buf_reserve(&d->scratch, need))
+    if (need > d->scratch.cap - d->scratch.len && dcs_buf_reserve(&d->scratch, need))
         goto nomem;
     {
         dcs_slice *dst[4] = {&msg->origin, &msg->destination, &msg->type, &msg->key};
@@ -702,14 +739,8 @@ static int dcs__finish_message(dcs_decoder *d, dcs_message *msg, dcs_error *err)
     msg->has_timestamp = idx[M_TIMESTAMP] >= 0;
     if (msg->has_timestamp) {
         dcs_slice v = d->members[idx[M_TIMESTAMP]].value;
-        /* A separate buffer: scratch holds the strings handed out. */
-        dcs_buf tmp;
-        dcs_buf_init(&tmp, d->alloc);
-        if (dcs__parse_number(&msg->timestamp, v.ptr, v.len, &tmp)) {
-            dcs_buf_free(&tmp);
+        if (dcs__parse_number(&msg->timestamp, v.ptr, v.len, d->alloc))
             goto nomem;
-        }
-        dcs_buf_free(&tmp);
     } else {
         memset(&msg->timestamp, 0, sizeof msg->timestamp);
     }
