@@ -42,6 +42,16 @@ __attribute__((always_inline)) static inline dcs__cp dcs__fast_ws(dcs__cp p, dcs
     return p;
 }
 
+/* Skip whitespace at p, or return `fail` if the end comes first. Compact
+ * JSON has none, so the common case is a compare and a load. */
+#define DCS__WS_OR(p, fail)                                                                        \
+    do {                                                                                           \
+        if (__builtin_expect((p) == pe, 0))                                                        \
+            return fail;                                                                           \
+        if (__builtin_expect(*(p) <= ' ', 0) && ((p) = dcs__fast_ws((p), pe)) == pe)               \
+            return fail;                                                                           \
+    } while (0)
+
 static inline int dcs__hexval(unsigned char c)
 {
     if (DCS__DIGIT(c))

@@ -71,9 +71,8 @@ open:
         return NULL;
     arr = (arr << 1) | (*p == '[');
     lvl++;
-    p = dcs__fast_ws(p + 1, pe);
-    if (p == pe)
-        return NULL;
+    p++;
+    DCS__WS_OR(p, NULL);
     if (*p == (arr & 1 ? ']' : '}'))
         goto closed;
 item:
@@ -86,8 +85,7 @@ item:
             p++;
         else
             return NULL;
-        if ((p = dcs__fast_ws(p, pe)) == pe)
-            return NULL;
+        DCS__WS_OR(p, NULL);
     }
     switch (*p) {
     case '"':
@@ -107,13 +105,10 @@ item:
     if (!p)
         return NULL;
 after:
-    if (p < pe && DCS__WS(*p))
-        p = dcs__fast_ws(p, pe);
-    if (p == pe)
-        return NULL;
+    DCS__WS_OR(p, NULL);
     if (*p == ',') {
-        if ((p = dcs__fast_ws(p + 1, pe)) == pe)
-            return NULL;
+        p++;
+        DCS__WS_OR(p, NULL);
         goto item;
     }
     if (*p != (arr & 1 ? ']' : '}'))
@@ -141,9 +136,8 @@ DCS__FAST_TARGET static size_t DCS__F(dcs__fast_message)(dcs__cp p, dcs__cp pe, 
     size_t n = 0;
 
 #define FOFF(q) (base + (uint64_t)((q)-start))
-    p = dcs__fast_ws(p + 1, pe);
-    if (p == pe)
-        return 0;
+    p++;
+    DCS__WS_OR(p, 0);
     if (*p != '}') {
         for (;;) {
             struct dcs__span *s;
@@ -165,8 +159,7 @@ DCS__FAST_TARGET static size_t DCS__F(dcs__fast_message)(dcs__cp p, dcs__cp pe, 
                 p++;
             else
                 return 0;
-            if ((p = dcs__fast_ws(p, pe)) == pe)
-                return 0;
+            DCS__WS_OR(p, 0);
             s->vs = FOFF(p);
             switch (*p) {
             case '"':
@@ -189,14 +182,13 @@ DCS__FAST_TARGET static size_t DCS__F(dcs__fast_message)(dcs__cp p, dcs__cp pe, 
                 return 0;
             p = q;
             s->ve = FOFF(p);
-            if (p < pe && DCS__WS(*p))
-                p = dcs__fast_ws(p, pe);
-            if (p == pe)
-                return 0;
+            DCS__WS_OR(p, 0);
             if (*p == '}')
                 break;
-            if (*p != ',' || (p = dcs__fast_ws(p + 1, pe)) == pe)
+            if (*p != ',')
                 return 0;
+            p++;
+            DCS__WS_OR(p, 0);
         }
     }
 #undef FOFF
