@@ -42,7 +42,7 @@ dcs__scan_plain(const unsigned char *p, const unsigned char *pe)
 #else
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (pe - p >= 8) {
-        uint64_t w, q, b, c, hit;
+        uint64_t w, q, b, hit;
         memcpy(&w, p, 8);
         q = w ^ (ones * '"');
         b = w ^ (ones * '\\');
