@@ -52,6 +52,8 @@ struct dcs__span {
     unsigned char nesc, vesc; /* the name / the string value holds an escape */
 };
 
+#include "fast.h"
+
 struct dcs_decoder {
     /* Ragel state */
     int cs, top;
@@ -90,6 +92,9 @@ struct dcs_decoder {
      * not yet run through the machine, stream offsets [pend_base, +len). */
     dcs_buf pend;
     uint64_t pend_base;
+    /* pend.len when base and chunk_len last counted every byte fed: feed's
+     * one-byte path only appends to pend, dcs__sync catches up. */
+    size_t pend_sync;
     int replay; /* the current chunk is pend; the caller's chunk is saved */
     int can_defer; /* set when next() returns DCS_AGAIN inside a message it keeps */
     const unsigned char *r_chunk;
@@ -105,6 +110,8 @@ struct dcs_decoder {
     dcs_member *members, *unknown;
     size_t cap_members;
     dcs_buf scratch;
+
+    dcs__fast_fn fast; /* the fast lane's variant for this CPU (fast.h) */
 
     dcs_decoder_stats stats;
 };
@@ -270,6 +277,7 @@ static void dcs__start_stream(dcs_decoder *d)
     d->n_spans = 0;
     d->cur = &d->sink;
     d->pend.len = 0;
+    d->pend_sync = 0;
     d->replay = 0;
     d->can_defer = 0;
 }
@@ -298,6 +306,7 @@ dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
     d->alloc = a;
     d->max_size = cfg->max_message_size;
     d->max_depth = cfg->max_depth;
+    d->fast = dcs__fast_pick();
     d->stack = a->alloc(a->ud, sizeof(int) * cfg->max_depth);
     if (!d->stack) {
         a->free(a->ud, d);
@@ -366,29 +375,50 @@ int dcs_decoder_idle(const dcs_decoder *d)
 
 static inline int dcs__try_defer(dcs_decoder *d);
 
+/* Account for the bytes feed's one-byte path appended to pend: as if each
+ * had been fed as a chunk of its own, the last one being the current one
+ * (consumed). */
+static inline void dcs__sync(dcs_decoder *d)
+{
+    size_t k = d->pend.len - d->pend_sync;
+    if (k) {
+        d->base += d->chunk_len + k - 1;
+        d->chunk_len = 1;
+        d->pos = 1;
+        d->have_chunk = 0;
+        d->pend_sync = d->pend.len;
+    }
+}
+
 int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
 {
+    /* The cheapest case, one byte that cannot end the message (see
+     * dcs__try_defer): keep it and return, with as few stores as possible
+     * (dcs__sync does the rest later). can_defer implies that the previous
+     * chunk has been consumed (have_chunk is 0). */
+    if (len == 1 && d->can_defer) {
+        char c = *(const char *)chunk;
+        size_t n = d->pend.len;
+        if (c != '}' && n < DCS__DEFER_MAX) {
+            if (n == 0)
+                d->pend_base = d->base + d->chunk_len;
+            d->stats.bytes_in++;
+            d->pend.data[n] = c;
+            d->pend.len = n + 1;
+            return 0;
+        }
+    }
+    dcs__sync(d);
     if (d->have_chunk && d->pos < d->chunk_len)
         return DCS_EBUSY;
     d->base += d->chunk_len;
     d->chunk = chunk;
     d->chunk_len = len;
     d->stats.bytes_in += len;
-    /* The cheapest case, one byte that cannot end the message (see
-     * dcs__try_defer): keep it and return. */
-    if (len == 1 && d->can_defer && d->pend.len < DCS__DEFER_MAX &&
-        *(const unsigned char *)chunk != '}') {
-        if (d->pend.len == 0)
-            d->pend_base = d->base;
-        d->pend.data[d->pend.len++] = *(const char *)chunk;
-        d->pos = 1;
-        d->have_chunk = 0;
-        return 0;
-    }
     d->pos = 0;
     d->have_chunk = 1;
-    if (len <= DCS__DEFER_MAX)
-        dcs__try_defer(d);
+    if (len > DCS__DEFER_MAX || !dcs__try_defer(d))
+        d->can_defer = 0; /* set again when next() has consumed the chunk */
     return 0;
 }
 
@@ -486,7 +516,7 @@ static int dcs__syntax_error(dcs_decoder *d, const unsigned char *p, dcs_error *
 
 /* Which envelope member a name is. Each comparison has a constant length, so
  * the compiler turns it into a few loads instead of a call. */
-static int dcs__member_index(const char *name, size_t len)
+__attribute__((always_inline)) static inline int dcs__member_index(const char *name, size_t len)
 {
     switch (len) {
     case 3: return memcmp(name, "key", 3) == 0 ? M_KEY : M_UNKNOWN;
@@ -499,28 +529,65 @@ static int dcs__member_index(const char *name, size_t len)
     }
 }
 
-static int dcs__parse_number(dcs_number *n, const char *text, size_t len, dcs_buf *tmp)
+/* The slow case of dcs__parse_number: a copy, strtoll or strtod. tmp holds
+ * the copy of a long number. */
+static int dcs__parse_number_slow(dcs_number *n, const char *text, size_t len, dcs_buf *tmp);
+
+static inline int dcs__parse_number(dcs_number *n, const char *text, size_t len,
+                                    const dcs_allocator *a)
 {
-    char small[32], *s = small;
-    size_t i = 0;
-    int integral = 1;
+    dcs_buf tmp;
+    int rc;
+    size_t i;
 
     n->raw.ptr = text;
     n->raw.len = len;
     /* The common case, an integer of at most 18 digits (a timestamp in ms):
-     * no copy, no strtoll. The text is valid JSON, so it is "-"? digits. */
+     * no copy, no strtoll. The text is valid JSON, so it is "-"? digits.
+     * Eight digits at a time where there are eight (SWAR). */
     if (len && len <= 19) {
         int neg = text[0] == '-';
-        int64_t v = 0;
-        for (i = (size_t)neg; i < len && text[i] >= '0' && text[i] <= '9'; i++)
-            v = v * 10 + (text[i] - '0');
+        uint64_t v = 0; /* 19 digits fit */
+        i = (size_t)neg;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        while (len - i >= 8) {
+            uint64_t w, x;
+            memcpy(&w, text + i, 8);
+            x = ((w & 0xf0f0f0f0f0f0f0f0ull) |
+                 (((w + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) >> 4)) ^
+                0x3333333333333333ull;
+            if (x)
+                break; /* a non-digit among them: the loop below finds it */
+            w -= 0x3030303030303030ull;
+            w = w * 10 + (w >> 8);
+            w = ((w & 0x000000ff000000ffull) * (100 + (1000000ull << 32)) +
+                 ((w >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))) >> 32;
+            v = v * 100000000 + w;
+            i += 8;
+        }
+#endif
+        for (; i < len && text[i] >= '0' && text[i] <= '9'; i++)
+            v = v * 10 + (uint64_t)(text[i] - '0');
         if (i == len && len - (size_t)neg <= 18) {
             n->kind = DCS_NUM_INT;
-            n->i = neg ? -v : v;
+            n->i = neg ? -(int64_t)v : (int64_t)v;
             n->d = (double)n->i;
             return 0;
         }
     }
+    /* A separate buffer: scratch holds the strings handed out. */
+    dcs_buf_init(&tmp, a);
+    rc = dcs__parse_number_slow(n, text, len, &tmp);
+    dcs_buf_free(&tmp);
+    return rc;
+}
+
+static int dcs__parse_number_slow(dcs_number *n, const char *text, size_t len, dcs_buf *tmp)
+{
+    char small[32], *s = small;
+    size_t i;
+    int integral = 1;
+
     for (i = 0; i < len; i++)
         if (text[i] == '.' || text[i] == 'e' || text[i] == 'E')
             integral = 0;
@@ -643,7 +710,7 @@ static int dcs__finish_message(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 
     /* Unescape the four strings into scratch, reserved up front so that the
      * slices stay valid. Unescaped text is never longer than escaped text. */
-    if (dcs_buf_reserve(&d->scratch, need))
+    if (need > d->scratch.cap - d->scratch.len && dcs_buf_reserve(&d->scratch, need))
         goto nomem;
     {
         dcs_slice *dst[4] = {&msg->origin, &msg->destination, &msg->type, &msg->key};
@@ -672,14 +739,8 @@ static int dcs__finish_message(dcs_decoder *d, dcs_message *msg, dcs_error *err)
     msg->has_timestamp = idx[M_TIMESTAMP] >= 0;
     if (msg->has_timestamp) {
         dcs_slice v = d->members[idx[M_TIMESTAMP]].value;
-        /* A separate buffer: scratch holds the strings handed out. */
-        dcs_buf tmp;
-        dcs_buf_init(&tmp, d->alloc);
-        if (dcs__parse_number(&msg->timestamp, v.ptr, v.len, &tmp)) {
-            dcs_buf_free(&tmp);
+        if (dcs__parse_number(&msg->timestamp, v.ptr, v.len, d->alloc))
             goto nomem;
-        }
-        dcs_buf_free(&tmp);
     } else {
         memset(&msg->timestamp, 0, sizeof msg->timestamp);
     }
@@ -777,6 +838,7 @@ static inline int dcs__try_defer(dcs_decoder *d)
     if (d->pend.len == 0)
         d->pend_base = d->base;
     d->pend.len += n;
+    d->pend_sync = d->pend.len;
     d->pos = n;
     d->have_chunk = 0;
     return 1;
@@ -807,9 +869,21 @@ static void dcs__end_replay(dcs_decoder *d)
     d->have_chunk = d->r_have;
     d->replay = 0;
     d->pend.len = 0;
+    d->pend_sync = 0;
 }
 
+static int dcs__next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
+
+/* The common answer when bytes are fed one at a time comes without setting
+ * up the loop's frame. */
 int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
+{
+    if (!d->have_chunk)
+        return DCS_AGAIN;
+    return dcs__next(d, msg, err);
+}
+
+__attribute__((noinline)) static int dcs__next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 {
     for (;;) {
         const unsigned char *p, *pe, *q;
@@ -866,7 +940,30 @@ int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
             continue;
         }
 
-        /* MODE_NORMAL: run the machine, at most up to the size limit. */
+        /* MODE_NORMAL. Between messages, try the fast lane first (fast.h):
+         * a whole valid message in this chunk needs no machine step. */
+        if (d->msg_start == DCS_NO_OFFSET) {
+            size_t len, n;
+            const unsigned char *lim;
+            while (p < pe && DCS__WS(*p))
+                p++;
+            if (p == pe) {
+                d->pos = d->chunk_len;
+                goto chunk_end;
+            }
+            lim = (size_t)(pe - p) > d->max_size ? p + d->max_size : pe;
+            if (*p == '{' &&
+                (len = d->fast(p, lim, OFF(p), d->max_depth, d->spans, d->cap_spans, &n)) != 0) {
+                d->msg_start = OFF(p);
+                d->msg_end = d->msg_start + len;
+                d->n_spans = n;
+                d->nomem = 0;
+                d->pos = (size_t)(p - d->chunk) + len;
+                return dcs__finish_message(d, msg, err);
+            }
+        }
+
+        /* Run the machine, at most up to the size limit. */
         d->oversize_cut = 0;
         if (d->msg_start != DCS_NO_OFFSET && !d->discard) {
             uint64_t limit = d->msg_start + d->max_size;
@@ -931,6 +1028,8 @@ int dcs_decoder_finish(dcs_decoder *d, dcs_error *err)
     int rc = DCS_AGAIN;
     /* Deferred bytes are parsed first; they may hold errors (never a whole
      * message: they hold no '}'), reported one per call. */
+    dcs__sync(d);
+    d->can_defer = 0;
     if (d->pend.len && !d->replay) {
         d->have_chunk = 0;
         d->pos = d->chunk_len;

@@ -42,7 +42,7 @@ dcs__scan_plain(const unsigned char *p, const unsigned char *pe)
 #else
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (pe - p >= 8) {
-        uint64_t w, q, b, c, hit;
+        uint64_t w, q, b, hit;
         memcpy(&w, p, 8);
         q = w ^ (ones * '"');
         b = w ^ (ones * '\\');
@@ -59,5 +59,16 @@ dcs__scan_plain(const unsigned char *p, const unsigned char *pe)
         p++;
     return p;
 }
+
+/* The instruction sets of the decoder's fast lane variants (fast.h), chosen
+ * at run time on x86-64 with GCC or clang. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DCS_SCAN_X86 1
+#include <immintrin.h>
+
+#define DCS__TARGET_AVX2 __attribute__((target("avx2,bmi,bmi2,popcnt")))
+#define DCS__TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,bmi,bmi2,popcnt")))
+
+#endif
 
 #endif /* DCS_SCAN_H */
