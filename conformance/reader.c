@@ -544,7 +544,7 @@ static int parse_block(reader *r, dcs_step_list *list, unsigned depth, int *term
 {
     snode *head = NULL, **tail = &head, *sn;
     size_t n = 0;
-    char *line, *kw;
+    char *line = NULL, *kw;
     int rc, d;
     *term = ST_EOF;
     while ((rc = next_line(r, &line)) == 1) {
