@@ -148,10 +148,10 @@ static void free_catalogue(catalogue *cat)
 typedef struct args {
     conf_opts o;
     const char *cases, *profile, *expect, *junit, *json, *html, *spec_url;
-    const char *filters[MAX_FILTERS];
-    size_t n_filters;
-    char *env[256];
-    size_t n_env;
+    const char *filters[MAX_FILTERS], *excludes[MAX_FILTERS];
+    size_t n_filters, n_excludes;
+    char *env[256], *skip_tags[MAX_FILTERS];
+    size_t n_env, n_skip_tags;
     int jobs, tap, list, markdown, have_shuffle;
     unsigned long shuffle;
     conf_feature features[CONF_FEATURES_MAX];
@@ -191,6 +191,8 @@ static void usage(FILE *f)
 "  --startup MS           allowance for the IUT's start-up (default 5000)\n"
 "  --cases DIR            the catalogue (default: %s)\n"
 "  --filter GLOB          run the cases whose id matches (repeatable)\n"
+"  --exclude GLOB         but not those whose id matches (repeatable)\n"
+"  --skip-tag TAG         SKIP the cases tagged TAG (e.g. bulk; repeatable)\n"
 "  --profile FILE         the optional features the IUT claims\n"
 "  --expect FILE          case ids expected to fail (XFAIL; a pass is XPASS)\n"
 "  --jobs N               run N cases at once (default 1)\n"
@@ -269,7 +271,7 @@ static int parse_profile(args *a, const char *path)
 enum {
     O_ROLE = 256, O_SOCKET, O_ATTACH, O_REUSE, O_ENV, O_IUT_ID, O_PEER_ID, O_SCALE, O_FAKETIME, O_SLACK,
     O_TOL, O_STARTUP, O_CASES, O_FILTER, O_PROFILE, O_EXPECT, O_JOBS, O_SHUFFLE, O_JUNIT, O_JSON, O_HTML,
-    O_TAP, O_LIST, O_KEEP, O_MARKDOWN, O_WORKDIR, O_SPEC_URL
+    O_TAP, O_LIST, O_KEEP, O_MARKDOWN, O_WORKDIR, O_SPEC_URL, O_EXCLUDE, O_SKIP_TAG
 };
 
 static const struct option longopts[] = {
@@ -286,7 +288,8 @@ static const struct option longopts[] = {
     {"html", required_argument, 0, O_HTML},       {"tap", no_argument, 0, O_TAP},
     {"list", no_argument, 0, O_LIST},             {"keep", no_argument, 0, O_KEEP},
     {"markdown", no_argument, 0, O_MARKDOWN},     {"workdir", required_argument, 0, O_WORKDIR},
-    {"spec-url", required_argument, 0, O_SPEC_URL},
+    {"spec-url", required_argument, 0, O_SPEC_URL},  {"exclude", required_argument, 0, O_EXCLUDE},
+    {"skip-tag", required_argument, 0, O_SKIP_TAG},
     {"verbose", no_argument, 0, 'v'},             {"help", no_argument, 0, 'h'},
     {"version", no_argument, 0, 'V'},             {0, 0, 0, 0},
 };
@@ -362,6 +365,16 @@ static int parse_args(int argc, char **argv, args *a)
                 return bad("more than 64 filters%s", "");
             a->filters[a->n_filters++] = optarg;
             break;
+        case O_EXCLUDE:
+            if (a->n_excludes == MAX_FILTERS)
+                return bad("more than 64 excludes%s", "");
+            a->excludes[a->n_excludes++] = optarg;
+            break;
+        case O_SKIP_TAG:
+            if (a->n_skip_tags == MAX_FILTERS)
+                return bad("more than 64 skipped tags%s", "");
+            a->skip_tags[a->n_skip_tags++] = optarg;
+            break;
         case O_PROFILE: a->profile = optarg; break;
         case O_EXPECT: a->expect = optarg; break;
         case O_JOBS:
@@ -392,6 +405,8 @@ static int parse_args(int argc, char **argv, args *a)
     }
     a->o.env = a->env;
     a->o.n_env = a->n_env;
+    a->o.skip_tags = a->skip_tags;
+    a->o.n_skip_tags = a->n_skip_tags;
     if (optind < argc)
         a->o.argv = &argv[optind];
     if (a->profile && parse_profile(a, a->profile) != 0)
@@ -408,6 +423,9 @@ static int selected(const args *a, const kase *k)
     const char *id = k->c ? k->c->id : k->file;
     if (a->o.role && k->c && k->c->role != a->o.role)
         return 0;
+    for (i = 0; i < a->n_excludes; i++)
+        if (fnmatch(a->excludes[i], id, 0) == 0)
+            return 0;
     if (a->n_filters == 0)
         return 1;
     for (i = 0; i < a->n_filters; i++)

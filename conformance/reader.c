@@ -455,7 +455,7 @@ static int parse_step(reader *r, char *kw, char *rest, unsigned depth, dcs_step 
 
 static int is_directive(const char *kw)
 {
-    static const char *const d[] = {"id", "title", "role", "cites", "requires", "level", "window", "var"};
+    static const char *const d[] = {"id", "title", "role", "cites", "requires", "level", "window", "var", "tags"};
     size_t i;
     for (i = 0; i < sizeof d / sizeof d[0]; i++)
         if (strcmp(d[i], kw) == 0)
@@ -490,7 +490,7 @@ static int directive(reader *r, int d, char *kw, char *rest)
     char *w;
     if (r->seen_step)
         return rfail(r, r->lline, "header directive '%s' after the first step", kw);
-    if (d != 4 && d != 5 && d != 8) {
+    if (d != 4 && d != 5 && d != 8 && d != 9) {
         if (r->seen & (1u << d))
             return rfail(r, r->lline, "duplicate directive '%s'", kw);
         r->seen |= 1u << d;
@@ -516,6 +516,8 @@ static int directive(reader *r, int d, char *kw, char *rest)
         return c->level >= 0 ? 0 : rfail(r, r->lline, "level must be must, should or info");
     case 7:
         return parse_duration(r, rest, &c->window_ms);
+    case 9:
+        return append_words(r, rest, &c->tags, &c->n_tags, kw);
     default: {
         dcs_case_var *v;
         size_t i;

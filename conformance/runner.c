@@ -1087,6 +1087,15 @@ void conf_run_case(const dcs_case *c, const conf_opts *o, conf_shared *shared, d
             set_reason(r, "requires the feature '%s', which the profile does not claim", c->requires[i]);
             goto out;
         }
+    for (i = 0; i < c->n_tags; i++) {
+        size_t j;
+        for (j = 0; j < o->n_skip_tags; j++)
+            if (strcmp(c->tags[i], o->skip_tags[j]) == 0) {
+                r->verdict = DCS_V_SKIP;
+                set_reason(r, "tagged '%s', which this run skips (--skip-tag)", c->tags[i]);
+                goto out;
+            }
+    }
     if (c->role != o->role) {
         r->verdict = DCS_V_SKIP;
         set_reason(r, "a case for the %s role", c->role == DCS_ROLE_CLIENT ? "client" : "server");

@@ -57,6 +57,8 @@ typedef struct conf_opts {
     int64_t startup_us;  /* allowance for the IUT's start-up */
     const conf_feature *features;
     size_t n_features;
+    char *const *skip_tags; /* --skip-tag: cases with these tags are SKIPped */
+    size_t n_skip_tags;
     const unsigned char *secret; /* the run's shared secret, for $HMAC */
     size_t secret_len;
     const char *secret_path;     /* the file holding it, for {secret} */

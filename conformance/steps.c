@@ -105,8 +105,12 @@ static int st_expect(cx *x, const dcs_step *st, int64_t t0)
             dcs_match_why why;
             int m;
             if (e->kind == EV_EOF) {
-                cx_fail(x, st, t0, exp, "the IUT closed the connection after %.1f ms%s", ms_since(e->t, t0),
-                        skipped ? " (other messages skipped)" : "");
+                if (e->t < t0)
+                    cx_fail(x, st, t0, exp, "the IUT had closed the connection %.1f ms before the step%s",
+                            -ms_since(e->t, t0), skipped ? " (other messages skipped)" : "");
+                else
+                    cx_fail(x, st, t0, exp, "the IUT closed the connection after %.1f ms%s", ms_since(e->t, t0),
+                            skipped ? " (other messages skipped)" : "");
                 x->div.offset = e->offset;
                 x->div.has_offset = 1;
                 return STEP_FAIL;

@@ -188,6 +188,8 @@ typedef struct dcs_case {
     size_t n_cites;
     const char *const *requires;
     size_t n_requires;
+    const char *const *tags; /* `tags`: e.g. bulk */
+    size_t n_tags;
     const dcs_case_var *vars;
     size_t n_vars;
     dcs_step_list steps;

@@ -187,6 +187,18 @@ Test(conformance, send_steps)
     dcs_case_free(c);
 }
 
+Test(conformance, tags)
+{
+    dcs_case *c = parse_ok(HDR "tags bulk\ntags slow link\nclose\n");
+    cr_assert_eq(c->n_tags, 3);
+    cr_assert_str_eq(c->tags[0], "bulk");
+    cr_assert_str_eq(c->tags[2], "link");
+    dcs_case_free(c);
+    c = parse_ok(HDR "close\n");
+    cr_assert_eq(c->n_tags, 0);
+    dcs_case_free(c);
+}
+
 Test(conformance, repeat_keepalive_stdin_listen)
 {
     dcs_case *c = parse_ok(HDR "send {\"a\":1} repeat 3 chunks 2\n"
