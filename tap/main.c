@@ -30,6 +30,17 @@ static void tap_usage(FILE *f)
         "  -l, --listen PATH     the socket to listen on (created with mode 0600; a\n"
         "                        stale socket file is replaced)\n"
         "  -u, --upstream PATH   the socket to connect to for every accepted client\n"
+        "      --mirror-upstream keep the listen path in the state of the upstream's\n"
+        "                        socket file, so that a client finds what it would\n"
+        "                        find there: no file (connect: ENOENT) while the\n"
+        "                        upstream's is missing, a socket nobody listens on\n"
+        "                        (ECONNREFUSED) while the upstream's is stale, a\n"
+        "                        listener while the upstream listens. The upstream is\n"
+        "                        never connected to for this: stat() and\n"
+        "                        /proc/net/unix (Linux), every 1 ms (longer where\n"
+        "                        reading /proc/net/unix is slow). Connections already\n"
+        "                        accepted stay. For the conformance harness's socket\n"
+        "                        steps (spec/PROTOCOL.md 8.1, 8.3, 8.4)\n"
         "  -f, --fault SPEC      inject a fault (repeatable; see below)\n"
         "  -r, --record FILE     write a transcript (spec/TRANSCRIPTS.md) of every\n"
         "                        connection to FILE (mode 0600), flushed as it goes\n"
@@ -71,7 +82,7 @@ static void tap_usage(FILE *f)
         "  3  something is listening on --listen already (one line on stderr)\n");
 }
 
-enum { OPT_ROLE = 256 };
+enum { OPT_ROLE = 256, OPT_MIRROR };
 
 static const struct option tap_options[] = {
     {"listen", required_argument, NULL, 'l'},
@@ -79,6 +90,7 @@ static const struct option tap_options[] = {
     {"fault", required_argument, NULL, 'f'},
     {"record", required_argument, NULL, 'r'},
     {"role", required_argument, NULL, OPT_ROLE},
+    {"mirror-upstream", no_argument, NULL, OPT_MIRROR},
     {"stats", required_argument, NULL, DSH_OPT_STATS},
     {"log-format", required_argument, NULL, DSH_OPT_LOG_FORMAT},
     {"log-level", required_argument, NULL, DSH_OPT_LOG_LEVEL},
@@ -100,6 +112,9 @@ static int tap_option(void *ctx, int c, const char *arg, char *why, size_t n)
         break;
     case 'r':
         t->record_path = arg;
+        break;
+    case OPT_MIRROR:
+        t->mirror = 1;
         break;
     case OPT_ROLE:
         if (strcmp(arg, "client") == 0)
@@ -152,6 +167,11 @@ static int tap_parse(int argc, char **argv, tap *t, dsh_opts *o, char *why, size
         snprintf(why, n, "--listen and --upstream must be different sockets");
         return -1;
     }
+    if (t->mirror && strchr(t->upstream_path, '\n')) {
+        /* its line in /proc/net/unix would be two */
+        snprintf(why, n, "--mirror-upstream: the upstream path must not contain a line break");
+        return -1;
+    }
     if (t->record_path && !t->record_path[0]) {
         snprintf(why, n, "--record: the file name is empty");
         return -1;
@@ -170,6 +190,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is EPIPE: the connection ends */
     memset(&t, 0, sizeof t);
     t.lfd = -1;
+    t.bfd = -1;
     t.role = TAP_ROLE_CLIENT;
     dsh_opts_init(&o, TAP_PROG, NULL);
 
@@ -192,7 +213,8 @@ int main(int argc, char **argv)
     } else if (code == 1) {
         code = DSH_EXIT_OK;
     } else {
-        dsh_field fl[] = {DSH_STR("listen", t.listen_path), DSH_STR("upstream", t.upstream_path)};
+        dsh_field fl[] = {DSH_STR("listen", t.listen_path), DSH_STR("upstream", t.upstream_path),
+                          DSH_STR("mirror", t.mirror ? tap_mirror_state_name(t.mstate) : "off")};
 #ifdef __linux__
         /* Timers to the microsecond: the slice fault looks at the peer's
          * progress every few tens of microseconds. */
@@ -202,7 +224,10 @@ int main(int argc, char **argv)
             dsh_field ff[] = {DSH_STR("fault", t.faults[i].spec)};
             dsh_log(DCS_LOG_INFO, TAP_CAT, "fault", ff, 1, "fault armed");
         }
-        dsh_log(DCS_LOG_INFO, TAP_CAT, "start", fl, 2, TAP_PROG " %s listening", DCS_VERSION);
+        dsh_log(DCS_LOG_INFO, TAP_CAT, "start", fl, t.mirror ? 3 : 2,
+                t.mirror && t.mstate != TAP_UP_LISTENING ? TAP_PROG " %s started"
+                                                         : TAP_PROG " %s listening",
+                DCS_VERSION);
         code = tap_run(&t);
         tap_stats(&t, 1);
         dsh_log(DCS_LOG_INFO, TAP_CAT, "exit", NULL, 0, "exiting with status %d", code);
@@ -210,7 +235,10 @@ int main(int argc, char **argv)
 
     if (t.lfd >= 0)
         close(t.lfd);
+    if (t.bfd >= 0)
+        close(t.bfd);
     tap_unlink(&t);
+    tap_mirror_fini(&t);
     if (t.recording)
         tap_rec_close(&t.rec);
     for (i = 0; i < t.n_faults; i++)

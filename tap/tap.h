@@ -12,7 +12,8 @@
  * the connections, the ppoll() loop, the signals and the statistics;
  * flow.c moves the bytes of one direction and applies the faults; fault.c
  * parses --fault; record.c writes the --record transcript
- * (spec/TRANSCRIPTS.md, section 9). Everything runs on one thread. */
+ * (spec/TRANSCRIPTS.md, section 9); mirror.c finds the state of the
+ * upstream socket for --mirror-upstream. Everything runs on one thread. */
 #ifndef DCS_TAP_H
 #define DCS_TAP_H
 
@@ -219,6 +220,19 @@ typedef struct tap {
     tap_dirstats dir[2];
     tap_rec rec;
     int recording;
+    /* --mirror-upstream (mirror.c finds the upstream's state, loop.c puts
+     * listen_path in the same state) */
+    int mirror;
+    int bfd;             /* a socket bound at listen_path that does not listen, or -1 */
+    int mstate;          /* what listen_path shows now: TAP_UP_* */
+    int64_t mirror_next_us, mirror_period_us;
+    uint64_t mirror_checks, mirror_reads, mirror_changes, mirror_missed;
+    int64_t mirror_cost_us, mirror_cost_max_us; /* of reading /proc/net/unix */
+    int mirror_read_failed, mirror_apply_failed;
+    const char *mirror_names[2]; /* the upstream path as given, and absolute */
+    size_t mirror_lens[2], mirror_n_names;
+    char *mirror_abs, *mirror_buf;
+    size_t mirror_cap, mirror_len;
 } tap;
 
 /* Create the listening socket: 0, -1 (why) or TAP_EXIT_BUSY (why). */
@@ -237,6 +251,27 @@ void tap_stats(tap *t, int final);
 void tap_conn_end(tap_conn *c, int abort, int side, const char *what);
 /* Reads of side 'side' of c ended with end of file. */
 void tap_conn_eof(tap_conn *c, int side);
+
+/* ------------------------------------------------------------------------ */
+/* --mirror-upstream (mirror.c)                                              */
+
+/* What a client finds at a socket path: no file (connect: ENOENT), a file
+ * nobody listens on (ECONNREFUSED), a listener. */
+enum { TAP_UP_MISSING = 0, TAP_UP_STALE = 1, TAP_UP_LISTENING = 2 };
+
+/* The names to look for; a first read of /proc/net/unix. 0, or -1 (why). */
+int tap_mirror_init(tap *t, char *why, size_t n);
+void tap_mirror_fini(tap *t);
+/* The upstream's state now (stat, /proc/net/unix): TAP_UP_*, or -1 if
+ * /proc/net/unix could not be read (logged once). Counts and times the
+ * reads. Never connects. */
+int tap_mirror_probe(tap *t);
+/* Whether the text of /proc/net/unix has a listening stream socket bound
+ * to one of the names. */
+int tap_unix_listening(const char *text, size_t n, const char *const *names, const size_t *lens,
+                       size_t n_names);
+/* "missing", "stale", "listening". */
+const char *tap_mirror_state_name(int state);
 
 /* "c2s" or "s2c". */
 const char *tap_dir_name(int dir);

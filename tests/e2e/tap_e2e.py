@@ -677,6 +677,276 @@ def scenario_record(t, tmp):
          "the server's request expected, the server closed")
 
 
+def connect_state(path, timeout=2.0):
+    """What a client finds at path: ("missing", None) for ENOENT,
+    ("stale", None) for ECONNREFUSED, ("listening", sock) when connected."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(timeout)
+    try:
+        c.connect(path)
+    except FileNotFoundError:
+        c.close()
+        return "missing", None
+    except ConnectionRefusedError:
+        c.close()
+        return "stale", None
+    return "listening", c
+
+
+def wait_state(path, want, timeout=5.0):
+    """Probe path every millisecond until a client finds want there: (ms
+    from the call to the first such connect, the connected socket or None),
+    ms None if it never did. A probe that connects while waiting for
+    another state is closed at once (the tap has not followed yet)."""
+    t0 = time.monotonic()
+    while True:
+        state, sock = connect_state(path)
+        ms = (time.monotonic() - t0) * 1000
+        if state == want:
+            return ms, sock
+        if sock:
+            sock.close()
+        if ms > timeout * 1000:
+            return None, None
+        time.sleep(0.001)
+
+
+def scenario_mirror(t, tmp):
+    """--mirror-upstream: the listen path is missing, stale or listening as
+    the upstream's socket file is (spec/PROTOCOL.md 8.1, 8.3: ENOENT skips
+    an attempt, ECONNREFUSED fails it), found without connecting to the
+    upstream; accepted connections stay."""
+    bound = 200  # ms for the tap to follow a change (it looks every 1 ms)
+    code, out, _ = run_tap(["--help"])
+    t.ok(code == 0 and "--mirror-upstream" in out and "ECONNREFUSED" in out,
+         "--help describes --mirror-upstream")
+    lp = os.path.join(tmp, "mirror-tap.sock")
+    code, _, err = run_tap(["--listen", lp, "--upstream", "a\nb", "--mirror-upstream"])
+    t.ok(code == 2 and len(err.splitlines()) == 1,
+         "an upstream path with a line break is refused (exit 2, one line)", err)
+
+    # The upstream path has a space and is given relative (the tap runs in
+    # tmp); the upstream binds it absolute. Around it in /proc/net/unix:
+    # unnamed sockets, listeners whose names extend it or end with it, an
+    # abstract listener spelled like it (shown as "@/tmp/..."), and later
+    # the accepted sockets that carry its name without listening.
+    up_rel = "mirror up.sock"
+    up = os.path.join(tmp, up_rel)
+    noise = list(socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM))
+    deep = os.path.join(tmp, "d") + tmp
+    os.makedirs(deep)
+    for name in (up + "x", up + " x", os.path.join(deep, up_rel), "\0" + up):
+        if len(name) < 108:
+            d = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            d.bind(name)
+            d.listen(4)
+            noise.append(d)
+
+    def upstream_quiet(lsock):
+        """No connection waits at the upstream listener: the tap did not
+        connect to it on its own."""
+        lsock.setblocking(False)
+        try:
+            extra, _ = lsock.accept()
+            extra.close()
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            lsock.setblocking(True)
+
+    def forwarded(lsock, c, tag):
+        lsock.settimeout(5)
+        s, _ = lsock.accept()
+        s.settimeout(5)
+        c.sendall(b"up-" + tag)
+        s.sendall(b"down-" + tag)
+        ok = recv_exact(s, 3 + len(tag)) == b"up-" + tag and \
+            recv_exact(c, 5 + len(tag)) == b"down-" + tag
+        return s, ok
+
+    def pair_alive(c, s, tag):
+        c.sendall(tag)
+        s.sendall(tag[::-1])
+        return recv_exact(s, len(tag)) == tag and recv_exact(c, len(tag)) == tag[::-1]
+
+    def follow(want, what):
+        ms, sock = wait_state(lp, want, 5)
+        t.ok(ms is not None and ms <= bound,
+             f"{what}: the tap follows within {bound} ms "
+             f"({'never' if ms is None else '%.1f ms' % ms})")
+        return sock
+
+    def steady(want, what):
+        states = []
+        for _ in range(5):
+            st_, sock = connect_state(lp)
+            states.append(st_)
+            if sock:
+                sock.close()
+            time.sleep(0.004)
+        t.eq(states, [want] * 5, f"{what}: and stays so")
+
+    names = {"missing": "ENOENT (FileNotFoundError)", "stale": "ECONNREFUSED"}
+    tap = TapProc(tmp, lp, up_rel, "--mirror-upstream", name="mirror")
+    t.ok(tap.proc.poll() is None, "the tap runs with the upstream missing")
+    t.ok(not os.path.lexists(lp), "upstream missing: no file at the listen path")
+    t.eq(connect_state(lp)[0], "missing", "upstream missing: connecting to the tap gives " +
+         names["missing"])
+    steady("missing", "upstream missing")
+
+    # missing -> stale: a socket bound at the path that does not listen.
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    follow("stale", "missing -> stale (bound, not listening)")
+    t.eq(connect_state(lp)[0], "stale", "upstream stale: connecting to the tap gives " +
+         names["stale"])
+    t.ok(stat.S_ISSOCK(os.lstat(lp).st_mode) and stat.S_IMODE(os.lstat(lp).st_mode) == 0o600,
+         "the stale listen path is a socket file with mode 0600")
+    steady("stale", "upstream stale")
+
+    # stale -> listening: listen() on that socket; the file does not change,
+    # only /proc/net/unix shows it. The probe that gets through is forwarded.
+    sk.listen(16)
+    c1 = follow("listening", "stale -> listening (listen() on the bound socket)")
+    s1, ok = forwarded(sk, c1, b"1") if c1 else (None, False)
+    t.ok(ok, "upstream listening: the connection is forwarded both ways")
+    t.ok(upstream_quiet(sk), "the upstream saw no connection but the forwarded one")
+
+    # listening -> stale: the listener closes, its file stays.
+    sk.close()
+    follow("stale", "listening -> stale (listener closed, file left)")
+    steady("stale", "upstream stale again")
+    t.ok(pair_alive(c1, s1, b"after-stale"), "the connection accepted before stays")
+
+    # stale -> missing.
+    os.unlink(up)
+    follow("missing", "stale -> missing (file removed)")
+    t.ok(not os.path.lexists(lp), "upstream missing: the listen path is removed")
+    steady("missing", "upstream missing again")
+    t.ok(pair_alive(c1, s1, b"after-missing"), "the accepted connection still stays")
+
+    # missing -> listening.
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.listen(16)
+    c2 = follow("listening", "missing -> listening")
+    s2, ok = forwarded(sk, c2, b"2") if c2 else (None, False)
+    t.ok(ok, "forwarded again")
+
+    # listening -> missing, as the harness's "socket remove": close, unlink.
+    sk.close()
+    os.unlink(up)
+    follow("missing", "listening -> missing (harness: socket remove)")
+
+    # missing -> stale, as "socket stale": bind, close (no socket behind the
+    # file at all); then stale -> listening as "socket listen": unlink, bind,
+    # listen a new socket.
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.close()
+    follow("stale", "missing -> stale (harness: socket stale)")
+    os.unlink(up)
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.listen(16)
+    c3 = follow("listening", "stale -> listening (harness: socket listen)")
+    s3, ok = forwarded(sk, c3, b"3") if c3 else (None, False)
+    t.ok(ok, "forwarded after the harness's steps")
+    t.ok(upstream_quiet(sk), "still no connection of the tap's own at the upstream")
+
+    # listening -> stale as the harness does it: a new file nobody listens on.
+    sk.close()
+    os.unlink(up)
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.close()
+    follow("stale", "listening -> stale (harness: socket stale)")
+    t.ok(pair_alive(c2, s2, b"late") and pair_alive(c3, s3, b"later"),
+         "the connections accepted while the upstream listened stay")
+
+    tap.proc.send_signal(signal.SIGUSR1)
+    t.ok(wait_for(lambda: os.path.exists(tap.stats_path), 5), "SIGUSR1 writes --stats")
+    mirror = tap.stats().get("mirror", {})
+    t.ok(mirror.get("state") == "stale" and mirror.get("changes", 0) >= 9 and
+         mirror.get("proc_reads", 0) > 0 and mirror.get("period_us", 0) >= 1000,
+         "statistics: the state, the changes, the reads of /proc/net/unix", mirror)
+    t.note(f"mirror statistics: {json.dumps(mirror)}")
+    reasons = tap.reasons()
+    t.ok("mirror-failed" not in reasons, "no change failed")
+    t.ok(reasons.count("mirror") == mirror.get("changes"), "every change is logged (reason mirror)",
+         reasons.count("mirror"))
+    for x in (c1, s1, c2, s2, c3, s3):
+        x.close()
+    t.eq(tap.stop(), 0, "SIGTERM: exit 0")
+    t.ok(not os.path.lexists(lp), "the (stale) listen path is removed on exit")
+    os.unlink(up)
+    for x in noise:
+        x.close()
+
+    # A listener already there at start: the tap starts listening at once.
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.listen(16)
+    tap = TapProc(tmp, lp, up, "--mirror-upstream", name="mirror2")
+    state, c = connect_state(lp)
+    t.eq(state, "listening", "upstream listening at start: the tap listens from the start")
+    if c:
+        s, ok = forwarded(sk, c, b"4")
+        t.ok(ok, "and forwards")
+        c.close()
+        s.close()
+    sk.close()
+    os.unlink(up)
+    follow("missing", "listening -> missing (absolute --upstream)")
+    t.eq(tap.stop(), 0, "exit 0")
+
+    # The reference client behind a mirroring tap does what it does at the
+    # upstream itself: it skips its attempts while the upstream is missing,
+    # counts failures while it is stale, and registers once it listens.
+    tap = TapProc(tmp, lp, up, "--mirror-upstream", name="mirror3")
+    cl = Client(tmp, ["--socket", lp, "--log-format", "json", "--log-level", "debug"],
+                scale=SCALE, stdin=False, name="mirror-client")
+
+    def creasons():
+        return [r.get("reason") for r in cl.log_records()]
+
+    t.ok(wait_for(lambda: creasons().count("socket-missing") >= 3, 10),
+         "dcs-client, upstream missing: its attempts are skipped (socket-missing)", creasons())
+    rs = creasons()
+    t.ok("open" not in rs and "connect-failed" not in rs,
+         "dcs-client, upstream missing: no connection, no failure counted", rs)
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.close()
+    t.ok(wait_for(lambda: creasons().count("connect-failed") >= 2, 10),
+         "dcs-client, upstream stale: its attempts fail (connect-failed)", creasons())
+    t.ok("open" not in creasons(), "dcs-client, upstream stale: no connection")
+    os.unlink(up)
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sk.bind(up)
+    sk.listen(16)
+    sk.settimeout(10)
+    got = b""
+    try:
+        s, _ = sk.accept()
+        s.settimeout(5)
+        while b'"register"' not in got:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        s.close()
+    except socket.timeout:
+        pass
+    t.ok(b'"register"' in got, "dcs-client, upstream listening: it connects through the tap "
+         "and registers", got[:200])
+    t.ok(upstream_quiet(sk), "and the upstream saw no other connection")
+    cl.stop()
+    sk.close()
+    t.eq(tap.stop(), 0, "exit 0")
+
+
 SCENARIOS = {
     "cli": scenario_cli,
     "pair": scenario_pair,
@@ -684,6 +954,7 @@ SCENARIOS = {
     "faults": scenario_faults,
     "flow": scenario_flow,
     "record": scenario_record,
+    "mirror": scenario_mirror,
 }
 
 if __name__ == "__main__":
