@@ -237,12 +237,15 @@ static int mfail(mctx *c, const char *fmt, ...)
     return 0;
 }
 
-/* A short printable form of a value or pattern text for reasons. */
+/* A short printable form of a value or pattern text for reasons: UTF-8 is
+ * kept (cut only between characters), control bytes become '?'. */
 static void brief(char out[64], const char *p, size_t len)
 {
     size_t i, n = len > 48 ? 45 : len;
+    while (n < len && n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80)
+        n--;
     for (i = 0; i < n; i++)
-        out[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+        out[i] = ((unsigned char)p[i] >= 0x20 && p[i] != 0x7f) ? p[i] : '?';
     if (n < len)
         memcpy(out + n, "...", 3), n += 3;
     out[n] = 0;

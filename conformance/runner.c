@@ -390,7 +390,12 @@ int cx_write(cx *x, conn *c, const char *data, size_t len)
             char why[160];
             snprintf(why, sizeof why, "writing failed after %zu of %zu bytes: %s (the IUT closed the connection)",
                      done, len, strerror(errno));
-            conn_ended(x, c, why);
+            cx_note(x, c->n, "%s", why);
+            /* what the IUT wrote before it closed (a close notice) is still
+             * to be read */
+            if (conn_read(x, c) < 0)
+                return STEP_ERROR;
+            conn_ended(x, c, "the connection ended");
         }
         return 1;
     }
@@ -437,12 +442,24 @@ static int write_heartbeat(cx *x, conn *c)
 /* ------------------------------------------------------------------------ */
 /* The pump: everything that happens while the harness waits                */
 
+/* When the keepalive heartbeat is due on the current connection: never in
+ * the middle of a message the harness is writing (a step's chunked or
+ * blocked write), only between messages. */
 static int64_t next_keepalive(cx *x)
 {
     conn *c = x->cur;
-    if (!x->keepalive || !c || c->fd < 0 || !c->registered)
+    if (!x->keepalive || !c || c->fd < 0 || !c->registered || c->writing || !dcs_decoder_idle(c->odec))
         return INT64_MAX;
     return c->next_hb;
+}
+
+/* Pump until the time until has come. */
+int cx_sleep(cx *x, int64_t until)
+{
+    while (conf_now_us() < until)
+        if (cx_pump(x, until, -1) < 0)
+            return STEP_ERROR;
+    return 0;
 }
 
 int cx_pump(cx *x, int64_t until, int wfd)

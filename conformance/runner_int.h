@@ -30,6 +30,7 @@ typedef struct conn {
     int n;                /* number from 1, in arrival order */
     int taken;            /* made current by accept, connect or expect-reconnect */
     int registered;       /* register passed: keepalive may run */
+    int writing;          /* a step is writing: no keepalive in between */
     int64_t t_open, t_end;
     int64_t next_hb;
     dcs_decoder *dec, *odec; /* what the IUT wrote; what the harness wrote */
@@ -85,6 +86,7 @@ void cx_conn_close(cx *x, conn *c, const char *why);
 int cx_write(cx *x, conn *c, const char *data, size_t len);
 int cx_drain(cx *x, conn *c, int64_t limit_us);
 int cx_pump(cx *x, int64_t until, int wfd);
+int cx_sleep(cx *x, int64_t until);
 int cx_listen(cx *x);
 int cx_listen_plain(cx *x, char *why, size_t whylen);
 void cx_unlisten(cx *x);

@@ -424,6 +424,7 @@ static int st_send(cx *x, const dcs_step *st)
         dcs_buf_free(&plan);
         return rc;
     }
+    c->writing = 1;
     while (pos < plan.len && rc == 0) {
         size_t end = plan.len;
         if (st->chunk)
@@ -443,9 +444,10 @@ static int st_send(cx *x, const dcs_step *st)
         if (rc == 0 && pos < plan.len) {
             rc = cx_drain(x, c, 1000000);
             if (rc == 0 && st->pause_ms)
-                rc = cx_pump(x, conf_now_us() + cx_scaled(x, st->pause_ms), -1) < 0 ? STEP_ERROR : 0;
+                rc = cx_sleep(x, conf_now_us() + cx_scaled(x, st->pause_ms));
         }
     }
+    c->writing = 0;
     dcs_buf_free(&plan);
     return rc == 0 ? STEP_OK : rc;
 }
@@ -675,9 +677,8 @@ static int run_step(cx *x, const dcs_step *st, int64_t t0)
     case DCS_STEP_SEND: case DCS_STEP_SEND_RAW: return st_send(x, st);
     case DCS_STEP_IUT_STDIN: return st_stdin(x, st);
     case DCS_STEP_WAIT:
-        while (conf_now_us() < t0 + cx_scaled(x, st->duration_ms))
-            if (cx_pump(x, t0 + cx_scaled(x, st->duration_ms), -1) < 0)
-                return STEP_ERROR;
+        if (cx_sleep(x, t0 + cx_scaled(x, st->duration_ms)) != 0)
+            return STEP_ERROR;
         x->t_ref = t0 + cx_scaled(x, st->duration_ms);
         return STEP_OK;
     case DCS_STEP_EXPECT: case DCS_STEP_EXPECT_ANY: return st_expect(x, st, t0);

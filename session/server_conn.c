@@ -27,14 +27,38 @@ static int dcs__uid_allowed(const dcs_server *s, int64_t uid)
 
 /* Refuse a connection the machine does not keep: log, count, close at once
  * without writing (10.1: nothing is read from it, nothing written). */
-static int dcs__refuse(dcs_server *s, const dcs__conn *c, uint64_t *counter, const char *category,
-                       const char *reason, const char *what)
+/* A close notice for a connection the machine refuses at accept and keeps
+ * no state for (7.15): the WRITE's bytes live in the action arena. 1 if it
+ * was handed out. */
+static int dcs__refuse_notice(dcs_server *s, const dcs__conn *c, dcs_ms now, const char *reason)
+{
+    struct dcs__act *x;
+    size_t off;
+    s->enc.len = 0;
+    if (dcs__wire_close(&s->enc, s->id, "*", reason, DCS__WALL(s, now)) != 0 ||
+        (off = dcs__actions_keep(&s->q, s->enc.data, s->enc.len)) == SIZE_MAX ||
+        !(x = dcs__actions_push(&s->q, DCS_ACT_WRITE, c->id)))
+        return 0;
+    x->a.id = ++s->next_id;
+    x->data_off = off;
+    x->data_in_arena = 1;
+    x->a.data.len = s->enc.len;
+    return 1;
+}
+
+/* Refuse a connection at accept: count, log, close. notice: the refusal is
+ * the server's own choice (too many connections, shutting down), so a close
+ * notice says why (7.15); a peer refused for its credentials gets nothing. */
+static int dcs__refuse(dcs_server *s, const dcs__conn *c, dcs_ms now, uint64_t *counter,
+                       const char *category, const char *reason, const char *what, int notice)
 {
     char peer[96];
+    int wrote;
     (*counter)++;
     dcs__srv_log(s, c, DCS_LOG_WARN, category, reason, "connection %llu (%s) refused: %s",
                  (unsigned long long)c->id, dcs__srv_peer(c, peer, sizeof peer), what);
-    dcs__srv_simple(s, c, DCS_ACT_CLOSE, reason, 0);
+    wrote = notice && dcs__refuse_notice(s, c, now, reason);
+    dcs__srv_simple(s, c, DCS_ACT_CLOSE, reason, wrote ? DCS_CLOSE_AFTER_WRITES : 0);
     return DCS_SERVER_REFUSED;
 }
 
@@ -66,17 +90,17 @@ int dcs_server_accept(dcs_server *s, dcs_ms now, uint64_t conn, int64_t peer_uid
     probe.gid = peer_gid;
     dcs__arm_sweep(s, now);
     if (s->shutting_down)
-        return dcs__refuse(s, &probe, &s->stats.refused_shutdown, DCS_CAT_SERVER, "shutdown",
-                           "the server is shutting down");
+        return dcs__refuse(s, &probe, now, &s->stats.refused_shutdown, DCS_CAT_SERVER, "shutdown",
+                           "the server is shutting down", 1);
     if (s->n_conns >= s->cfg.s.max_connections)
-        return dcs__refuse(s, &probe, &s->stats.too_many_connections, DCS_CAT_SERVER,
-                           "too-many-connections", "too many connections");
+        return dcs__refuse(s, &probe, now, &s->stats.too_many_connections, DCS_CAT_SERVER,
+                           "too-many-connections", "too many connections", 1);
     if (peer_uid < 0)
-        return dcs__refuse(s, &probe, &s->stats.peer_credentials_unavailable, DCS_CAT_AUTH,
-                           "peer-credentials-unavailable", "its credentials could not be read");
+        return dcs__refuse(s, &probe, now, &s->stats.peer_credentials_unavailable, DCS_CAT_AUTH,
+                           "peer-credentials-unavailable", "its credentials could not be read", 0);
     if (!dcs__uid_allowed(s, peer_uid))
-        return dcs__refuse(s, &probe, &s->stats.peer_uid_refused, DCS_CAT_AUTH,
-                           "peer-uid-refused", "its uid is not allowed");
+        return dcs__refuse(s, &probe, now, &s->stats.peer_uid_refused, DCS_CAT_AUTH,
+                           "peer-uid-refused", "its uid is not allowed", 0);
 
     if (s->n_conns == s->cap_conns) {
         size_t cap = s->cap_conns ? s->cap_conns * 2 : 8;

@@ -457,7 +457,16 @@ Test(server, connections_beyond_the_maximum_are_closed)
     fx_accept(&f, 2);
     fx_accept(&f, 3);
     cr_assert_eq(fx_accept_as(&f, 4, UID, 1), DCS_SERVER_REFUSED, "9.1");
-    cr_assert_geq(fx_find_on(&f, 0, DCS_ACT_CLOSE, 4, "too-many-connections"), 0);
+    {
+        /* 7.15: the refusal is the server's choice, so a close notice says
+         * why, and the close waits for it */
+        long w = fx_find_on(&f, 0, DCS_ACT_WRITE, 4, "\"reason\":\"too-many-connections\"");
+        long cl = fx_find_on(&f, 0, DCS_ACT_CLOSE, 4, "too-many-connections");
+        cr_assert_geq(w, 0);
+        cr_assert_gt(cl, w);
+        cr_assert_eq(f.r[cl].flags, DCS_CLOSE_AFTER_WRITES);
+        cr_assert(strstr(f.r[w].data, "\"key\":\"close\"") && strstr(f.r[w].data, "\"destination\":\"*\""));
+    }
     cr_assert_eq(C(&f, "too-many-connections"), 1);
     dcs_server_ended(f.s, f.now, 2);
     fx_drain(&f);
