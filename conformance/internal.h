@@ -34,7 +34,7 @@ int dcs__pattern_compile_prefix(const char *text, size_t len, int matchers,
 enum { J_NONE, J_STRING, J_NUMBER, J_INTEGER, J_BOOL, J_NULL, J_OBJECT, J_ARRAY };
 
 /* A compiled pattern is a tree of nodes in the pattern's arena. */
-enum { N_LIT, N_OBJECT, N_ARRAY, N_ANY, N_TYPE, N_REGEX, N_RANGE, N_ABSENT, N_VAR, N_LEN };
+enum { N_LIT, N_OBJECT, N_ARRAY, N_ANY, N_TYPE, N_REGEX, N_RANGE, N_ABSENT, N_VAR, N_LEN, N_EACH };
 
 typedef struct dcs__pnode dcs__pnode;
 struct dcs__pnode {
@@ -47,7 +47,7 @@ struct dcs__pnode {
     int has_lo, has_hi, closed;
     double lo, hi;
     regex_t *re;
-    dcs__pnode *sub;        /* N_VAR: the matcher after ':' */
+    dcs__pnode *sub;        /* N_VAR: the matcher after ':'; N_EACH: the element pattern */
     dcs__pnode *kids, *next; /* members or elements */
     const char *name;  /* as a member: its decoded name */
     size_t name_len;

@@ -454,6 +454,23 @@ static int mvalue(mctx *c, const dcs__pnode *n, const char *v, const char *ve)
             return mfail(c, "expected a string or an array of %s, found %s %s", want,
                          jtype_name(t), got);
         return in_range(n, x) ? 1 : mfail(c, "expected %s, found length %.0f: %s", want, x, got);
+    case N_EACH: {
+        jit it = {v + 1, ve};
+        const char *a, *b;
+        size_t i = 0, plen = c->plen;
+        if (t != J_ARRAY)
+            return mfail(c, "expected an array for %s, found %s %s", want, jtype_name(t), got);
+        for (; jit_next(&it, NULL, NULL, &a, &b); i++) {
+            snprintf(c->path + plen, sizeof c->path - plen, "[%zu]", i);
+            c->plen = strlen(c->path);
+            if ((rc = mvalue(c, n->sub, a, b)) <= 0)
+                return rc;
+            c->path[c->plen = plen] = 0;
+        }
+        if ((n->has_lo || n->has_hi) && !in_range(n, (double)i))
+            return mfail(c, "expected %s, found %zu elements", want, i);
+        return 1;
+    }
     case N_VAR: {
         const dcs_var *var = dcs_vars_get(c->vars, n->s, n->slen);
         if (var) {

@@ -374,8 +374,22 @@ static dcs__pnode *pvalue(pcomp *c, int member)
     case '@':
         if (!c->matchers)
             return perr(c, "matchers are not allowed here");
+        if (word_is(c, "@each(")) {
+            if (!(n = new_node(c, N_EACH)))
+                return NULL;
+            c->p = dcs__skip_ws(c->p + 6, c->e);
+            if (!(n->sub = pvalue(c, 0)))
+                return NULL;
+            c->p = dcs__skip_ws(c->p, c->e);
+            if (c->p < c->e && *c->p == ',' && prange(c, n) < 0)
+                return perr(c, "expected a length range A..B after ',' in @each(");
+            if (c->p >= c->e || *c->p != ')')
+                return perr(c, "expected ')' after the pattern of @each(");
+            c->p++;
+            break;
+        }
         if (!word_is(c, "@len("))
-            return perr(c, "unknown matcher (only @len exists)");
+            return perr(c, "unknown matcher (@len or @each)");
         if (!(n = new_node(c, N_LEN)))
             return NULL;
         c->p += 4;

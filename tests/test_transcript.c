@@ -562,6 +562,15 @@ static const struct {
     {"@len(2..3)", "[]", 0},
     {"@len(..1)", "[]", 1},
     {"@len(1)", "{}", 0},
+    /* Every element. */
+    {"@each({\"taskId\":*string})", "[{\"taskId\":\"a\"},{\"taskId\":\"b\",\"x\":1}]", 1},
+    {"@each({\"taskId\":*string})", "[]", 1},
+    {"@each({\"taskId\":*string})", "[{\"taskId\":\"a\"},{\"taskId\":2}]", 0},
+    {"@each( [1..3] )", "[1,2,3]", 1},
+    {"@each(*)", "{}", 0},
+    {"@each(*, 1..)", "[]", 0},
+    {"@each(*string, 1..2)", "[\"a\",\"b\"]", 1},
+    {"@each(*string, ..1)", "[\"a\",\"b\"]", 0},
     /* Absent members. */
     {"{\"a\":!absent}", "{\"b\":1}", 1},
     {"{\"a\":!absent}", "{\"a\":null}", 0},
@@ -610,6 +619,8 @@ Test(conformance, mismatch_reasons)
         {"*integer", "\"x\"", "(root): expected *integer, found string \"x\""},
         {"~\"a+\"", "\"b\"", "(root): expected a string matching ~\"a+\", found \"b\""},
         {"@len(2)", "\"abc\"", "(root): expected @len(2), found length 3: \"abc\""},
+        {"{\"p\":@each({\"t\":*string})}", "{\"p\":[{\"t\":\"a\"},{}]}",
+         "p[1].t: expected *string, found nothing (member absent)"},
         {"{\"k\":!absent}", "{\"k\":[true]}", "k: expected !absent, found [true]"},
         {"[$A,$A]", "[1,2]", "[1]: expected $A = 1, found 2"},
         {"{}", "[]", "(root): expected an object, found array []"},
@@ -632,9 +643,11 @@ Test(conformance, pattern_compile_errors)
     compile_err("!absent", "bad pattern at column 1: !absent is only allowed as a member's value");
     compile_err("[!absent]", "bad pattern at column 2: !absent is only allowed as a member's value");
     compile_err("!present", "bad pattern at column 1: unknown matcher (only !absent exists)");
-    compile_err("@size(1)", "bad pattern at column 1: unknown matcher (only @len exists)");
+    compile_err("@size(1)", "bad pattern at column 1: unknown matcher (@len or @each)");
     compile_err("@len(x)", "bad pattern at column 5: expected a length or a range in @len()");
     compile_err("@len(1", "bad pattern at column 7: expected ')' after @len(");
+    compile_err("@each(1", "bad pattern at column 8: expected ')' after the pattern of @each(");
+    compile_err("@each(1, x)", "bad pattern at column 8: expected a length range A..B after ',' in @each(");
     compile_err("[5..1]", "bad pattern at column 7: empty range");
     compile_err("[1..2", "bad pattern at column 6: expected ']' after a range");
     compile_err("~1", "bad pattern at column 2: expected a string after '~'");
