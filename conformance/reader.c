@@ -455,7 +455,8 @@ static int parse_step(reader *r, char *kw, char *rest, unsigned depth, dcs_step 
 
 static int is_directive(const char *kw)
 {
-    static const char *const d[] = {"id", "title", "role", "cites", "requires", "level", "window", "var", "tags"};
+    static const char *const d[] = {"id", "title", "role", "cites", "requires", "level", "window", "var", "tags",
+                                    "min-time-scale"};
     size_t i;
     for (i = 0; i < sizeof d / sizeof d[0]; i++)
         if (strcmp(d[i], kw) == 0)
@@ -518,6 +519,14 @@ static int directive(reader *r, int d, char *kw, char *rest)
         return parse_duration(r, rest, &c->window_ms);
     case 9:
         return append_words(r, rest, &c->tags, &c->n_tags, kw);
+    case 10: {
+        char *end;
+        double f = strtod(rest, &end);
+        if (end == rest || *end || !(f > 0) || f > 1e6)
+            return rfail(r, r->lline, "min-time-scale needs a positive factor");
+        c->min_time_scale = f;
+        return 0;
+    }
     default: {
         dcs_case_var *v;
         size_t i;

@@ -1070,9 +1070,29 @@ static void set_divergence(cx *x)
     d->elapsed_ms = x->div.elapsed_ms;
 }
 
-void conf_run_case(const dcs_case *c, const conf_opts *o, conf_shared *shared, dcs_case_result *r)
+/* The options for case c: a case that needs a coarser time scale than the
+ * run's (min-time-scale) runs at that scale when the harness starts the IUT
+ * itself with DCS_TIME_SCALE; otherwise why says why it cannot run. */
+static int case_opts(const dcs_case *c, const conf_opts *o, int shared, conf_opts *out, char *why, size_t n)
+{
+    *out = *o;
+    if (!(c->min_time_scale > 0) || o->scale >= c->min_time_scale)
+        return 0;
+    if (o->time_mode != CONF_TIME_SCALE || shared) {
+        snprintf(why, n,
+                 "timing not honourable: the case needs a time scale of at least %g (its outcome depends on "
+                 "the IUT's speed below that), and this run cannot change the IUT's scale (%s)",
+                 c->min_time_scale, shared ? "one IUT for every case" : "--faketime");
+        return -1;
+    }
+    out->scale = c->min_time_scale;
+    return 0;
+}
+
+void conf_run_case(const dcs_case *c, const conf_opts *o_run, conf_shared *shared, dcs_case_result *r)
 {
     cx *x = calloc(1, sizeof *x);
+    conf_opts ob, *o = &ob;
     char why[512];
     const char *skip;
     size_t i;
@@ -1082,6 +1102,12 @@ void conf_run_case(const dcs_case *c, const conf_opts *o, conf_shared *shared, d
     if (!x) {
         r->verdict = DCS_V_ERROR;
         set_reason(r, "out of memory");
+        return;
+    }
+    if (case_opts(c, o_run, shared != NULL, &ob, why, sizeof why) != 0) {
+        r->verdict = DCS_V_SKIP;
+        set_reason(r, "%s", why);
+        free(x);
         return;
     }
     x->o = o;

@@ -190,6 +190,7 @@ typedef struct dcs_case {
     size_t n_requires;
     const char *const *tags; /* `tags`: e.g. bulk */
     size_t n_tags;
+    double min_time_scale; /* `min-time-scale`, 0 when not given */
     const dcs_case_var *vars;
     size_t n_vars;
     dcs_step_list steps;

@@ -196,7 +196,13 @@ Test(conformance, tags)
     dcs_case_free(c);
     c = parse_ok(HDR "close\n");
     cr_assert_eq(c->n_tags, 0);
+    cr_assert_eq(c->min_time_scale, 0);
     dcs_case_free(c);
+    c = parse_ok(HDR "min-time-scale 0.1\nclose\n");
+    cr_assert_float_eq(c->min_time_scale, 0.1, 1e-12);
+    dcs_case_free(c);
+    parse_err(HDR "min-time-scale 0\n", 4, "min-time-scale needs a positive factor");
+    parse_err(HDR "min-time-scale x\n", 4, "min-time-scale needs a positive factor");
 }
 
 Test(conformance, repeat_keepalive_stdin_listen)
