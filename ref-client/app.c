@@ -92,6 +92,23 @@ static void rc_jobs_return(struct rc *rc, uint64_t reply_id, const char *why)
 }
 
 /* Write a jobs_error (spec 7.8) when jobs could not be handed out. */
+/* Append the JSON string raw (as received: escapes as the peer wrote them)
+ * the way this peer writes strings (spec 6.5): decoded, then encoded again,
+ * so that an echoed requestId is written as JSON.stringify would. */
+static int rc_restring(dcs_buf *out, dcs_slice raw)
+{
+    dcs_buf tmp;
+    int rc;
+    if (raw.len < 2 || raw.ptr[0] != '"')
+        return dcs_buf_append(out, raw.ptr, raw.len);
+    dcs_buf_init(&tmp, NULL);
+    rc = dcs_unescape(&tmp, raw.ptr + 1, raw.len - 2);
+    if (rc == 0)
+        rc = dcs_encode_string(out, tmp.data ? tmp.data : "", tmp.len);
+    dcs_buf_free(&tmp);
+    return rc;
+}
+
 static void rc_jobs_error(struct rc *rc, dcs_ms now, uint64_t conn, const dcs_slice *rid,
                           const char *error)
 {
@@ -127,10 +144,11 @@ static void rc_serve_jobs(struct rc *rc, dcs_ms now, const dcs_action *a)
     uint64_t id = 0;
     int err;
 
-    /* Keep the raw requestId: the message is not needed after this. */
+    /* Keep the requestId, written as this peer writes strings: the message
+     * is not needed after this. */
     ridb->len = 0;
     if (m->payload.ptr && dcs_json_member(m->payload.ptr, m->payload.len, "requestId", &v) == 1 &&
-        dcs_buf_append(ridb, v.ptr, v.len) == 0) {
+        rc_restring(ridb, v) == 0) {
         rid.ptr = ridb->data;
         rid.len = ridb->len;
     }
@@ -263,13 +281,13 @@ static void rc_token_reply(struct rc *rc, dcs_ms now, const dcs_action *a)
             t = &rc->tokens[i];
     p->len = 0;
     dcs_buf_append(p, "{\"requestId\":", 13);
-    dcs_buf_append(p, rid.ptr, rid.len);
+    rc_restring(p, rid);
     if (t) {
         dcs_buf_append(p, ",\"success\":true,", 16);
         dsh_json_compact(p, t->inner, t->inner_len);
         if (!t->has_provider) {
             dcs_buf_append(p, ",\"providerId\":", 14);
-            dcs_buf_append(p, praw.ptr, praw.len);
+            rc_restring(p, praw);
         }
     } else {
         dcs_buf_append(p, ",\"success\":false,\"error\":", 25);

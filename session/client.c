@@ -206,6 +206,21 @@ static void dcs__fail(dcs_client *c, dcs_ms now, const char *why)
     }
 }
 
+/* Report the decoding error in c->err (spec 11.2 f): reason, offset and
+ * message offset. */
+static void dcs__bad_input(dcs_client *c)
+{
+    char at[32];
+    c->stats.decode_errors++;
+    if (c->err.msg_offset == DCS_NO_OFFSET)
+        snprintf(at, sizeof at, "none");
+    else
+        snprintf(at, sizeof at, "%llu", (unsigned long long)c->err.msg_offset);
+    dcs__log(c, DCS_LOG_WARN, DCS_CAT_CLIENT, dcs_err_name(c->err.code),
+             "bad input at byte %llu (message at %s) of connection %llu: %s",
+             (unsigned long long)c->err.offset, at, (unsigned long long)c->gen, c->err.message);
+}
+
 /* The connection-lost actions (spec 8.1 "lost"). */
 static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
 {
@@ -215,11 +230,8 @@ static void dcs__lost(dcs_client *c, dcs_ms now, const char *reason)
     c->connected = 0;
     c->input_pending = 0;
     c->t_heartbeat = c->t_liveness = c->t_sweep = DCS_NEVER;
-    while (dcs_decoder_finish(c->dec, &c->err) == DCS_ERROR) {
-        c->stats.decode_errors++;
-        dcs__log(c, DCS_LOG_WARN, DCS_CAT_CLIENT, dcs_err_name(c->err.code), "%s",
-                 c->err.message);
-    }
+    while (dcs_decoder_finish(c->dec, &c->err) == DCS_ERROR)
+        dcs__bad_input(c);
     /* In-flight writes: queueable ones go back to the head of the queue in
      * their order, the others are lost (spec 8.6). */
     for (i = c->fl.n; i-- > 0;) {
@@ -779,11 +791,7 @@ int dcs_client_next(dcs_client *c, dcs_ms now, dcs_action *a)
             break;
         }
         if (ev == DCS_ERROR) {
-            c->stats.decode_errors++;
-            dcs__log(c, DCS_LOG_WARN, DCS_CAT_CLIENT, dcs_err_name(c->err.code),
-                     "bad input at byte %llu of connection %llu: %s",
-                     (unsigned long long)c->err.offset, (unsigned long long)c->gen,
-                     c->err.message);
+            dcs__bad_input(c);
         } else {
             dcs__on_message(c, now);
         }

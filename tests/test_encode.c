@@ -283,6 +283,20 @@ Test(member, lookup)
     cr_assert_eq(dcs_json_member(obj, sizeof obj - 1, "s", &v), 1);
     cr_assert(v.len == 6);
     cr_assert_eq(dcs_json_member("[1]", 3, "a", &v), DCS_EBAD_JSON);
+    /* 5.6: names are compared decoded */
+    {
+        static const char esc[] = "{\"re\\u0071uestId\":\"q\",\"\\u00e9\\ud83d\\ude00\":2,\"a\\/b\":3,"
+                                  "\"\\ud800x\":4,\"t\\t\":5}";
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "requestId", &v), 1);
+        cr_assert(v.len == 3 && memcmp(v.ptr, "\"q\"", 3) == 0);
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "\xc3\xa9\xf0\x9f\x98\x80", &v), 1);
+        cr_assert(v.len == 1 && v.ptr[0] == '2');
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "a/b", &v), 1);
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "t\t", &v), 1);
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "reqestId", &v), 0);
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "requestIdX", &v), 0);
+        cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "\xed\xa0\x80x", &v), 0, "a lone surrogate is no name");
+    }
     cr_assert_eq(dcs_json_member("{}", 2, "a", &v), 0);
     dcs_buf_free(&b);
 }

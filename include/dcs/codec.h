@@ -295,8 +295,9 @@ int dcs_unescape(dcs_buf *out, const char *raw, size_t len);
 /* ------------------------------------------------------------------------ */
 /* Member lookup                                                             */
 
-/* Find the first member called name (compared with the raw, unescaped-free
- * name text) of the JSON object in obj[0..len). Returns 1 and sets *value to
+/* Find the first member called name of the JSON object in obj[0..len); a
+ * member's name is compared with its escapes decoded (spec 5.6: "\u0069d"
+ * is the member "id"). Returns 1 and sets *value to
  * the member's raw value text, 0 if there is no such member, DCS_EBAD_JSON if
  * obj is not an object. Never reads outside obj; meant for validated text. */
 int dcs_json_member(const char *obj, size_t len, const char *name, dcs_slice *value);
