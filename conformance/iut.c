@@ -57,11 +57,24 @@ static int overridden(const char *e, const conf_opts *o)
     return 0;
 }
 
+/* v as the shortest plain decimal that reads back as v ("0.1", "0.00001"),
+ * as spec 12.2 asks of DCS_TIME_SCALE. */
+static void decimal(char *out, size_t n, double v)
+{
+    int prec;
+    for (prec = 0; prec <= 30; prec++) {
+        snprintf(out, n, "%.*f", prec, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+    snprintf(out, n, "%.17g", v);
+}
+
 static char **build_env(const conf_opts *o, const char *socket, char *why, size_t whylen)
 {
     size_t n = 0, k = 0, i;
     char **env;
-    char buf[64];
+    char buf[96], num[64];
     while (environ[n])
         n++;
     if (!(env = calloc(n + o->n_env + 8, sizeof *env))) {
@@ -76,10 +89,12 @@ static char **build_env(const conf_opts *o, const char *socket, char *why, size_
     if (asprintf(&env[k++], "SOCKET_PATH=%s", socket) < 0)
         env[k - 1] = NULL;
     if (o->time_mode == CONF_TIME_SCALE) {
-        snprintf(buf, sizeof buf, "DCS_TIME_SCALE=%.17g", o->scale);
+        decimal(num, sizeof num, o->scale);
+        snprintf(buf, sizeof buf, "DCS_TIME_SCALE=%s", num);
         env[k++] = strdup(buf);
     } else if (o->time_mode == CONF_TIME_FAKETIME) {
-        snprintf(buf, sizeof buf, "FAKETIME=+0 x%.17g", o->faketime);
+        decimal(num, sizeof num, o->faketime);
+        snprintf(buf, sizeof buf, "FAKETIME=+0 x%s", num);
         env[k++] = strdup(buf);
         if (asprintf(&env[k++], "LD_PRELOAD=%s", o->faketime_lib) < 0)
             env[k - 1] = NULL;

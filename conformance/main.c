@@ -708,7 +708,7 @@ static int cmd_run(args *a, catalogue *cat)
     if (a->o.time_mode == CONF_TIME_FAKETIME && !(a->o.faketime_lib = find_faketime()))
         return bad("--faketime needs libfaketime (the Debian package faketime), or DCS_FAKETIME_LIB%s", ""),
                EXIT_HARNESS;
-    if (a->o.reuse || a->o.attach)
+    if (a->o.reuse || a->o.attach || a->o.socket)
         a->jobs = 1;
     memset(&ex, 0, sizeof ex);
     if (a->expect && load_expect(a->expect, cat, &ex) != 0)

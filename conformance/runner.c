@@ -62,11 +62,31 @@ static void step_text(cx *x, const dcs_step *st, char *out, size_t n)
     }
     while (*p == ' ' || *p == '\t')
         p++;
-    len = strcspn(p, "\n");
-    if (len >= n)
-        len = n - 1;
-    memcpy(out, p, len);
-    out[len] = 0;
+    {
+        size_t o = 0;
+        for (;;) {
+            size_t l = strcspn(p, "\n");
+            while (l && (p[l - 1] == '\r' || p[l - 1] == ' ' || p[l - 1] == '\t'))
+                l--;
+            int cont = l && p[l - 1] == '\\';
+            if (cont)
+                l--;
+            len = l < n - 1 - o ? l : n - 1 - o;
+            memcpy(out + o, p, len);
+            o += len;
+            p += strcspn(p, "\n");
+            if (!cont || !*p || o + 1 >= n)
+                break;
+            p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (o + 1 < n)
+                out[o++] = ' ';
+        }
+        while (o && out[o - 1] == ' ')
+            o--;
+        out[o] = 0;
+    }
 }
 
 int cx_fail(cx *x, const dcs_step *st, int64_t t0, const char *expected, const char *fmt, ...)
@@ -583,7 +603,7 @@ int cx_set_number_var(cx *x, const char *name, long long v)
 }
 
 /* $HMAC: hex(HMAC-SHA256(secret, nonce || client id)), spec 10.3.3. */
-static int compute_hmac(cx *x)
+int cx_compute_hmac(cx *x)
 {
     const dcs_var *nv = dcs_vars_get(&x->vars, "NONCE", 5);
     const char *client = x->o->role == DCS_ROLE_CLIENT ? x->iut_id : x->peer_id;
@@ -614,7 +634,7 @@ static int compute_hmac(cx *x)
 
 static const dcs_var *lookup(cx *x, const char *name, size_t len)
 {
-    if (len == 4 && memcmp(name, "HMAC", 4) == 0 && compute_hmac(x) != 0)
+    if (len == 4 && memcmp(name, "HMAC", 4) == 0 && cx_compute_hmac(x) != 0)
         return NULL;
     return dcs_vars_get(&x->vars, name, len);
 }
@@ -999,6 +1019,8 @@ static int setup(cx *x, conf_shared *sh)
         x->lfd_shared = 1;
         if (sh->has_iut) {
             x->iut = &sh->iut;
+            if (conf_now_us() < x->iut->started_us + x->o->startup_us)
+                x->startup_until = x->iut->started_us + x->o->startup_us;
             if (conf_iut_check(x->iut)) {
                 char why[512];
                 cx_note(x, 0, "the shared IUT had ended; starting it again");
@@ -1015,7 +1037,10 @@ static int setup(cx *x, conf_shared *sh)
     }
     if (make_dir(x->o, x->dir, sizeof x->dir) != 0)
         return cx_error(x, "cannot create a directory for the case: %s", strerror(errno));
-    snprintf(x->sock, sizeof x->sock, "%s/s.sock", x->dir);
+    if (x->o->socket)
+        snprintf(x->sock, sizeof x->sock, "%s", x->o->socket);
+    else
+        snprintf(x->sock, sizeof x->sock, "%s/s.sock", x->dir);
     conf_iut_init(&x->own_iut);
     snprintf(x->own_iut.log_path, sizeof x->own_iut.log_path, "%s/iut.log", x->dir);
     x->iut = &x->own_iut;
@@ -1038,14 +1063,18 @@ static void teardown(cx *x, int *verdict_fail)
         cx_note(x, 0, "the IUT %s", d);
         if ((ended_before && !x->killed) || conf_iut_crashed(x->iut))
             *verdict_fail = 1;
-    } else if (x->iut && conf_iut_crashed(x->iut)) {
-        *verdict_fail = 1;
+    } else if (x->iut && x->iut->pid > 0) {
+        int ended = conf_iut_check(x->iut) && !x->iut->stopping && !x->killed;
+        if (ended || conf_iut_crashed(x->iut))
+            *verdict_fail = 1;
     }
     read_log_tail(x);
     if (x->o->role == DCS_ROLE_CLIENT && !x->lfd_shared) {
         if (x->lfd >= 0)
             close(x->lfd);
         x->lfd = -1;
+        if (x->o->socket)
+            unlink(x->sock);
     }
     if (x->dir[0] && !x->o->keep)
         remove_dir(x->dir);
@@ -1187,7 +1216,7 @@ void conf_run_case(const dcs_case *c, const conf_opts *o_run, conf_shared *share
             snprintf(x->div.actual, sizeof x->div.actual, "the IUT %s", d);
         }
         set_divergence(x);
-        r->verdict = c->level == DCS_LEVEL_SHOULD ? DCS_V_NONSTRICT : c->level == DCS_LEVEL_INFO ? DCS_V_INFO : DCS_V_FAIL;
+        r->verdict = crashed ? DCS_V_FAIL : c->level == DCS_LEVEL_SHOULD ? DCS_V_NONSTRICT : c->level == DCS_LEVEL_INFO ? DCS_V_INFO : DCS_V_FAIL;
         if (x->div.line)
             set_reason(r, "line %d: %s: %s", x->div.line, x->div.step, x->div.actual);
         else

@@ -92,6 +92,8 @@ int cx_listen_plain(cx *x, char *why, size_t whylen);
 void cx_unlisten(cx *x);
 int cx_connect_once(const char *path);
 int cx_set_number_var(cx *x, const char *name, long long v);
+/* Set $HMAC from $NONCE and the client's id (spec 10.3.3). */
+int cx_compute_hmac(cx *x);
 int cx_subst(cx *x, const char *s, size_t len, dcs_buf *out);
 int cx_complete(cx *x, const char *s, size_t len, dcs_buf *out);
 int cx_run_steps(cx *x, const dcs_step_list *l, int64_t t_first);

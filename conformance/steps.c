@@ -13,6 +13,14 @@
 
 #include "runner_int.h"
 
+static void vars_copy(dcs_vars *dst, const dcs_vars *src)
+{
+    size_t i;
+    dcs_vars_init(dst, NULL);
+    for (i = 0; i < src->n; i++)
+        dcs_vars_set(dst, src->v[i].name, src->v[i].value, src->v[i].value_len);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Windows                                                                   */
 
@@ -96,6 +104,8 @@ static int st_expect(cx *x, const dcs_step *st, int64_t t0)
     conn *c = x->cur;
     if (need_conn(x, st) != 0)
         return STEP_ERROR;
+    if (strstr(dcs_pattern_text(st->pattern), "$HMAC") && cx_compute_hmac(x) != 0)
+        return STEP_ERROR;
     window_text(x, dw, wt, sizeof wt);
     snprintf(exp, sizeof exp, "%s%s within %s", any ? "some message matching " : "",
              dcs_pattern_text(st->pattern), wt);
@@ -138,7 +148,11 @@ static int st_expect(cx *x, const dcs_step *st, int64_t t0)
                 return cx_error(x, "out of memory");
             if (m == 1) {
                 if (e->t < w.lo) {
-                    cx_fail(x, st, t0, exp, "it came too early, after %.1f ms: %s", ms_since(e->t, t0), shown);
+                    if (e->t < t0)
+                        cx_fail(x, st, t0, exp, "it came too early: it had arrived %.1f ms before the step: %s",
+                                -ms_since(e->t, t0), shown);
+                    else
+                        cx_fail(x, st, t0, exp, "it came too early, after %.1f ms: %s", ms_since(e->t, t0), shown);
                     x->div.offset = e->offset;
                     x->div.has_offset = 1;
                     return STEP_FAIL;
@@ -256,7 +270,7 @@ static int st_accept(cx *x, const dcs_step *st, int64_t t0, int64_t ref, const c
     win w = window_at(x, dw, ref);
     char exp[256], wt[128];
     int64_t hi = w.hi;
-    if (t0 < x->startup_until)
+    if (st->kind == DCS_STEP_ACCEPT && t0 < x->startup_until)
         hi += x->o->startup_us;
     window_text(x, dw, wt, sizeof wt);
     snprintf(exp, sizeof exp, "%s within %s", what, wt);
@@ -269,6 +283,7 @@ static int st_accept(cx *x, const dcs_step *st, int64_t t0, int64_t ref, const c
                 return cx_fail(x, st, ref, exp, "it connected late, after %.1f ms", ms_since(c->t_open, ref));
             take(x, c);
             x->t_ref = c->t_open;
+            x->startup_until = 0; /* the IUT is up: no more allowance */
             return STEP_OK;
         }
         if (conf_now_us() > hi)
@@ -315,6 +330,7 @@ static int st_connect(cx *x, const dcs_step *st, int64_t t0)
                 return cx_error(x, "too many connections in one case");
             cx_note(x, c->n, "connected to the IUT (connection %d)", c->n);
             take(x, c);
+            x->startup_until = 0; /* the IUT is up: no more allowance */
             return STEP_OK;
         }
         if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) || conf_now_us() > deadline)
@@ -634,10 +650,14 @@ static int st_either(cx *x, const dcs_step *st, int64_t t0)
     int rc = STEP_FAIL;
     if (!s)
         return cx_error(x, "out of memory");
+    dcs_vars saved;
     snap(x, s);
+    vars_copy(&saved, &x->vars);
     all[0] = 0;
     for (i = 0; i < st->n_alts; i++) {
         restore(x, s);
+        dcs_vars_free(&x->vars);
+        vars_copy(&x->vars, &saved);
         rc = cx_run_steps(x, &st->alts[i], t0);
         if (rc != STEP_FAIL)
             break;
@@ -648,6 +668,7 @@ static int st_either(cx *x, const dcs_step *st, int64_t t0)
             used = sizeof all - 1;
     }
     free(s);
+    dcs_vars_free(&saved);
     if (rc == STEP_FAIL) {
         char exp[64];
         snprintf(exp, sizeof exp, "one of %zu alternatives", st->n_alts);
