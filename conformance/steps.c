@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,23 @@ static int st_socket(cx *x, const dcs_step *st)
     return STEP_OK;
 }
 
+/* SIGTERM the IUT and wait for it, reading meanwhile: what it writes as it
+ * stops (a shutdown, close notices) is part of the case, and a peer that
+ * writes it in pieces needs the harness to read. SIGKILL after grace_us. */
+static void stop_pumping(cx *x, int64_t grace_us)
+{
+    int64_t deadline = conf_now_us() + grace_us;
+    if (x->iut->pid <= 0 || conf_iut_check(x->iut))
+        return;
+    x->iut->stopping = 1;
+    kill(x->iut->pid, SIGTERM);
+    while (!conf_iut_check(x->iut) && conf_now_us() < deadline)
+        if (cx_pump(x, conf_now_us() + 5000 < deadline ? conf_now_us() + 5000 : deadline, -1) < 0)
+            break;
+    if (!x->iut->exited)
+        conf_iut_kill(x->iut);
+}
+
 static int st_restart(cx *x, const dcs_step *st)
 {
     char why[512], d[160];
@@ -388,7 +406,7 @@ static int st_restart(cx *x, const dcs_step *st)
         cx_note(x, 0, "killed the IUT: it %s", d);
         return STEP_OK;
     }
-    conf_iut_stop(x->iut, 1000000 + cx_scaled(x, 2000) + x->o->slack_us);
+    stop_pumping(x, 1000000 + cx_scaled(x, 2000) + x->o->slack_us);
     conf_iut_describe(x->iut, d, sizeof d);
     cx_note(x, 0, "stopped the IUT: it %s", d);
     if (conf_iut_crashed(x->iut))

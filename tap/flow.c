@@ -353,6 +353,15 @@ void tap_dir_read(tap_dir *d, int64_t now)
     do
         r = recv(d->src, buf, sizeof buf, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
+    if (r < 0 && errno == ECONNRESET) {
+        /* The sender closed while it had not read everything we wrote to it
+         * (Linux then resets its peer): what it wrote before is already
+         * queued here and is still delivered, as at the end of its stream. */
+        dsh_field fl[] = {DSH_INT("conn", d->c->id), DSH_STR("dir", tap_dir_name(d->id))};
+        dsh_log(DCS_LOG_DEBUG, TAP_CAT, "reset", fl, 2,
+                "the sender closed with input unread (reset); what it wrote is still delivered");
+        r = 0;
+    }
     if (r < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             tap_conn_end(d->c, 1, d->id == TAP_C2S ? 0 : 1, strerror(errno));
@@ -365,6 +374,8 @@ void tap_dir_read(tap_dir *d, int64_t now)
         return;
     }
     t->dir[d->id].bytes_in += (uint64_t)r;
+    if (d->broken)
+        return; /* nobody reads it any more */
     if (!d->hold)
         tap__enqueue(d, buf, (size_t)r);
     if (tap__framer_feed(&d->in, buf, (size_t)r, &tap__in_ops, d) != 0)
@@ -448,6 +459,28 @@ static int tap__drained(tap_dir *d)
     return 0;
 }
 
+/* The destination of d stopped reading (it closed: EPIPE, ECONNRESET). What
+ * is queued for it can never be written, but the other direction goes on
+ * until its own end, so that what the closing peer wrote last (a close
+ * notice, still being sliced) is delivered whole. Later input of d is read
+ * and dropped. */
+static void tap__broken(tap_dir *d, const char *why)
+{
+    tap_seg *s, *n;
+    dsh_field fl[] = {DSH_INT("conn", d->c->id), DSH_STR("dir", tap_dir_name(d->id)),
+                      DSH_INT("dropped", (int64_t)d->queued)};
+    for (s = d->head; s; s = n) {
+        n = s->next;
+        free(s);
+    }
+    d->head = d->tail = NULL;
+    d->queued = 0;
+    d->broken = 1;
+    d->shut = 1;
+    dsh_log(DCS_LOG_DEBUG, TAP_CAT, "half-closed", fl, 3,
+            "the receiver closed (%s); the other direction goes on to its end", why);
+}
+
 void tap_dir_flush(tap_dir *d, int64_t now)
 {
     tap *t = tap__of(d);
@@ -486,6 +519,8 @@ void tap_dir_flush(tap_dir *d, int64_t now)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 d->wblocked = 1;
+            else if ((errno == EPIPE || errno == ECONNRESET) && !c->d[!d->id].broken)
+                tap__broken(d, strerror(errno));
             else
                 tap_conn_end(c, 1, d->id == TAP_C2S ? 1 : 0, strerror(errno));
             return;

@@ -44,8 +44,8 @@ static void tap__on_signal(int sig)
 {
     if (sig == SIGUSR1)
         tap__usr1 = 1;
-    else
-        tap__stop = 1;
+    else if (tap__stop < 2)
+        tap__stop++;
 }
 
 int64_t tap_now_us(void)
@@ -488,7 +488,8 @@ int tap_run(tap *t)
     sigset_t block, wait_mask, orig;
     struct pollfd *pfd = NULL;
     size_t cap = 0, np, k;
-    int code = DSH_EXIT_OK, lidx;
+    int code = DSH_EXIT_OK, lidx, stopping = 0;
+    int64_t stop_until = 0;
     tap_conn *c;
 
     memset(&sa, 0, sizeof sa);
@@ -517,9 +518,28 @@ int tap_run(tap *t)
             tap__usr1 = 0;
             tap_stats(t, 0);
         }
-        if (tap__stop)
+        if (tap__stop >= 2)
             break;
+        if (tap__stop && !stopping) {
+            /* stop accepting; let the connections finish (--grace) */
+            stopping = 1;
+            stop_until = now + t->grace_us;
+            t->mirror = 0;
+            if (t->lfd >= 0)
+                close(t->lfd);
+            if (t->bfd >= 0)
+                close(t->bfd);
+            t->lfd = t->bfd = -1;
+            tap_unlink(t);
+            dsh_log(DCS_LOG_INFO, TAP_CAT, "stopping", NULL, 0,
+                    "stopping: no new connections; %llu connection(s) may finish within %lld ms",
+                    (unsigned long long)t->active, (long long)(t->grace_us / 1000));
+        }
         tap__sweep(t, now);
+        if (stopping && (!t->conns || now >= stop_until))
+            break;
+        if (stopping)
+            dl = stop_until;
         if (t->mirror && now >= t->mirror_next_us)
             tap__mirror(t, now);
         if (t->mirror)

@@ -30,6 +30,8 @@ static void tap_usage(FILE *f)
         "  -l, --listen PATH     the socket to listen on (created with mode 0600; a\n"
         "                        stale socket file is replaced)\n"
         "  -u, --upstream PATH   the socket to connect to for every accepted client\n"
+        "      --grace MS        after SIGINT or SIGTERM, let connections finish for at\n"
+        "                        most MS milliseconds (default 2000; see below)\n"
         "      --mirror-upstream keep the listen path in the state of the upstream's\n"
         "                        socket file, so that a client finds what it would\n"
         "                        find there: no file (connect: ENOENT) while the\n"
@@ -68,9 +70,12 @@ static void tap_usage(FILE *f)
         "                        (SO_LINGER 0, close), wherever that is in a message\n"
         "Offsets and byte counts are those of the stream the receiving peer reads.\n"
         "\n"
-        "Signals: SIGINT or SIGTERM stop accepting, close every connection, remove the\n"
-        "socket file, write the statistics and exit 0. SIGUSR1 writes the statistics\n"
-        "(to --stats FILE, else to stderr).\n"
+        "Signals: SIGINT or SIGTERM stop accepting and remove the socket file; the\n"
+        "connections go on until both their directions have ended and what was read\n"
+        "is written (the peers' last words: a shutdown, a close notice), for at most\n"
+        "--grace MS (default 2000), then the tap closes what is left, writes the\n"
+        "statistics and exits 0; a second signal closes everything at once. SIGUSR1\n"
+        "writes the statistics (to --stats FILE, else to stderr).\n"
         "\n"
         "Logs go to stderr, category 'tap'. Payloads are never logged; a recording\n"
         "holds them whole (tokens included).\n"
@@ -82,7 +87,7 @@ static void tap_usage(FILE *f)
         "  3  something is listening on --listen already (one line on stderr)\n");
 }
 
-enum { OPT_ROLE = 256, OPT_MIRROR };
+enum { OPT_ROLE = 256, OPT_MIRROR, OPT_GRACE };
 
 static const struct option tap_options[] = {
     {"listen", required_argument, NULL, 'l'},
@@ -91,6 +96,7 @@ static const struct option tap_options[] = {
     {"record", required_argument, NULL, 'r'},
     {"role", required_argument, NULL, OPT_ROLE},
     {"mirror-upstream", no_argument, NULL, OPT_MIRROR},
+    {"grace", required_argument, NULL, OPT_GRACE},
     {"stats", required_argument, NULL, DSH_OPT_STATS},
     {"log-format", required_argument, NULL, DSH_OPT_LOG_FORMAT},
     {"log-level", required_argument, NULL, DSH_OPT_LOG_LEVEL},
@@ -116,6 +122,15 @@ static int tap_option(void *ctx, int c, const char *arg, char *why, size_t n)
     case OPT_MIRROR:
         t->mirror = 1;
         break;
+    case OPT_GRACE: {
+        uint64_t ms;
+        if (dsh_parse_uint(arg, 3600000, &ms) != 0) {
+            snprintf(why, n, "--grace needs milliseconds from 0 to 3600000, not '%s'", arg);
+            return -1;
+        }
+        t->grace_us = (int64_t)ms * 1000;
+        break;
+    }
     case OPT_ROLE:
         if (strcmp(arg, "client") == 0)
             t->role = TAP_ROLE_CLIENT;
@@ -192,6 +207,7 @@ int main(int argc, char **argv)
     t.lfd = -1;
     t.bfd = -1;
     t.role = TAP_ROLE_CLIENT;
+    t.grace_us = 2000000;
     dsh_opts_init(&o, TAP_PROG, NULL);
 
     code = tap_parse(argc, argv, &t, &o, why, sizeof why);

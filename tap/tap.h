@@ -122,6 +122,7 @@ typedef struct tap_dir {
     size_t slice;       /* smallest slice fault, or 0 */
     int eof;            /* src reached its end */
     int shut;           /* dst was shut down for writing */
+    int broken;         /* dst stopped reading (closed): input is dropped */
     int wblocked;       /* the last write would have blocked: wait for POLLOUT */
     int draining;       /* slice: waiting until the peer read the last piece */
     int64_t drain_check_us, drain_step_us;
@@ -223,6 +224,7 @@ typedef struct tap {
     /* --mirror-upstream (mirror.c finds the upstream's state, loop.c puts
      * listen_path in the same state) */
     int mirror;
+    int64_t grace_us; /* after a stop signal, how long connections may finish */
     int bfd;             /* a socket bound at listen_path that does not listen, or -1 */
     int mstate;          /* what listen_path shows now: TAP_UP_* */
     int64_t mirror_next_us, mirror_period_us;
