@@ -207,6 +207,8 @@ static int conn_in(cx *x, conn *c, const char *data, size_t len, int at_end)
     int rc;
     cev e;
     int64_t now = conf_now_us();
+    /* when each message began to arrive: now if it began in this chunk */
+    int fresh = dcs_decoder_idle(c->dec);
     if (len && dcs_decoder_feed(c->dec, data, len) != 0)
         return cx_error(x, "decoder refused input");
     for (;;) {
@@ -221,6 +223,8 @@ static int conn_in(cx *x, conn *c, const char *data, size_t len, int at_end)
             break;
         memset(&e, 0, sizeof e);
         e.t = now;
+        e.t_first = fresh ? now : c->msg_start_t;
+        fresh = 1;
         if (rc == DCS_MESSAGE) {
             e.kind = EV_MSG;
             e.offset = m.offset;
@@ -248,6 +252,8 @@ static int conn_in(cx *x, conn *c, const char *data, size_t len, int at_end)
             return cx_error(x, "out of memory");
         }
     }
+    if (fresh && !dcs_decoder_idle(c->dec))
+        c->msg_start_t = now;
     return 0;
 }
 

@@ -16,7 +16,8 @@ enum { EV_MSG = 1, EV_ERR = 2, EV_EOF = 3 };
 /* Something the IUT did on a connection, in arrival order. */
 typedef struct cev {
     int kind;       /* EV_* */
-    int64_t t;      /* monotonic us when the harness read it */
+    int64_t t;      /* monotonic us when the harness read it (its last byte) */
+    int64_t t_first; /* when the harness read its first byte */
     uint64_t offset;
     char *raw;      /* EV_MSG: the message as written */
     size_t len;
@@ -33,6 +34,7 @@ typedef struct conn {
     int writing;          /* a step is writing: no keepalive in between */
     int64_t t_open, t_end;
     int64_t next_hb;
+    int64_t msg_start_t;  /* when the first byte of the partial message came */
     dcs_decoder *dec, *odec; /* what the IUT wrote; what the harness wrote */
     uint64_t in_off, out_off;
     cev *evs;

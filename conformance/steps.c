@@ -158,7 +158,7 @@ static int st_expect(cx *x, const dcs_step *st, int64_t t0)
                     x->div.has_offset = 1;
                     return STEP_FAIL;
                 }
-                x->t_ref = e->t;
+                x->t_ref = e->t_first; /* the IUT began writing it no later */
                 return STEP_OK;
             }
             if (!any) {
