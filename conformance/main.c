@@ -461,6 +461,11 @@ static int load_expect(const char *path, const catalogue *cat, expect_list *e)
         if (!known) {
             fprintf(stderr, "dcs-conform: %s: '%s' is not a case of the catalogue (a stale entry?)\n", path, w);
             free(text);
+            for (i = 0; i < e->n; i++)
+                free(e->ids[i]);
+            free(e->ids);
+            e->ids = NULL;
+            e->n = 0;
             return -1;
         }
         e->ids[e->n++] = strdup(w);
