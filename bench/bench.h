@@ -67,6 +67,11 @@ void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretu
 int bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *bench_xmalloc(size_t n);
+/* len bytes followed by simdjson's zeroed padding, 64-byte aligned. */
+char *bench_padded_alloc(size_t len);
+
+/* The size of one read in the "64KiB" modes. */
+#define BENCH_READ_SIZE ((size_t)64 * 1024)
 uint64_t bench_sig4(const dcs_message *m);
 
 /* Queue a figure (copied; its ctx must live until bench_run()). */

@@ -3,13 +3,15 @@
  *
  * For each input stream it measures
  * - dcs: framing + full validation + envelope extraction (dcs_decoder_next
- *   over the stream), fed whole, in 64 KiB reads (each read copied into one
- *   reused 64 KiB buffer, as read(2) would), and in 1-byte chunks (on a prefix
+ *   over the stream), fed whole, in 64 KiB reads (slices of the buffer the
+ *   baselines parse; and "64KiB+read": each read first copied into one reused
+ *   64 KiB buffer, as read(2) would), and in 1-byte chunks (on a prefix
  *   of the stream that ends at a message boundary);
  * - jansson: json_loadb with JSON_DISABLE_EOF_CHECK walking the stream;
  * - cJSON: cJSON_ParseWithLengthOpts with return_parse_end walking the stream;
  * - simdjson: DOM parse_many, on one thread (and with its default second
- *   thread, as "simdjson-2t");
+ *   thread, as "simdjson-2t"; and "whole+read": after the stream is copied
+ *   64 KiB at a time into its own buffer, the copies dcs's 64KiB+read pays);
  * - memchr over the whole buffer for a byte that never occurs: the bandwidth
  *   floor;
  * (decode.c), and on the first stream also the encoders and, when the typed
@@ -117,7 +119,7 @@ void *bench_xmalloc(size_t n)
 
 /* A buffer of len bytes followed by zeroed padding (simdjson reads up to
  * SIMDJSON_PADDING bytes past the end), 64-byte aligned. */
-static char *padded_alloc(size_t len)
+char *bench_padded_alloc(size_t len)
 {
     size_t pad = bench_simdjson_padding(), n = (len + pad + 63) / 64 * 64;
     char *p = aligned_alloc(64, n);
@@ -153,7 +155,7 @@ static void load_stream(struct bench_stream *s, const char *spec)
     if (!f || fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
         bench_die("%s: %s", path, strerror(errno));
     s->len = (size_t)size;
-    s->buf = padded_alloc(s->len);
+    s->buf = bench_padded_alloc(s->len);
     if (fread(s->buf, 1, s->len, f) != s->len)
         bench_die("%s: short read", path);
     fclose(f);
@@ -169,7 +171,7 @@ static void generate_stream(struct bench_stream *s, uint64_t seed, uint64_t byte
         bench_die("generator: %s", dcs_err_name(rc));
     snprintf(s->name, sizeof s->name, "mix");
     s->len = b.len;
-    s->buf = padded_alloc(s->len);
+    s->buf = bench_padded_alloc(s->len);
     memcpy(s->buf, b.data, b.len);
     dcs_buf_free(&b);
 }
