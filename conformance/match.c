@@ -267,6 +267,48 @@ static int decode_name(dcs_buf *b, const char *ns, size_t nl)
     return dcs_unescape(b, ns, nl);
 }
 
+static int name_is(const dcs_buf *x, const dcs_buf *y)
+{
+    return x->len == y->len && (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+}
+
+/* The member of object b that pairs with the member (ns, nl, vs) of object
+ * a: the k-th member of b with the same decoded name when it is the k-th of
+ * that name in a, so that an object with a repeated name (allowed in a
+ * payload, spec 5.6) equals itself. 1 with its value in *vs2, *ve2; 0 when
+ * there is none; DCS_ENOMEM. */
+static int same_member(mctx *c, const char *a, const char *ae, const char *ns, size_t nl,
+                       const char *vs, const char *b, const char *be, const char **vs2,
+                       const char **ve2)
+{
+    jit it = {a + 1, ae};
+    const char *n2, *v2s, *v2e;
+    size_t l2, k = 0;
+    dcs_buf nm;
+    int rc = 0;
+    dcs_buf_init(&nm, NULL);
+    if (decode_name(&c->b1, ns, nl) == DCS_ENOMEM ||
+        dcs_buf_append(&nm, c->b1.data ? c->b1.data : "", c->b1.len) != 0)
+        rc = DCS_ENOMEM;
+    while (rc == 0 && jit_next(&it, &n2, &l2, &v2s, &v2e) && v2s != vs) {
+        if (decode_name(&c->b2, n2, l2) == DCS_ENOMEM)
+            rc = DCS_ENOMEM;
+        else
+            k += name_is(&nm, &c->b2);
+    }
+    for (it.p = b + 1, it.e = be; rc == 0 && jit_next(&it, &n2, &l2, &v2s, &v2e);) {
+        if (decode_name(&c->b2, n2, l2) == DCS_ENOMEM)
+            rc = DCS_ENOMEM;
+        else if (name_is(&nm, &c->b2) && k-- == 0) {
+            *vs2 = v2s;
+            *ve2 = v2e;
+            rc = 1;
+        }
+    }
+    dcs_buf_free(&nm);
+    return rc;
+}
+
 static int json_equal(mctx *c, const char *a, const char *ae, const char *b, const char *be)
 {
     int ta = jtype_of(*a), tb = jtype_of(*b), rc;
@@ -298,18 +340,8 @@ static int json_equal(mctx *c, const char *a, const char *ae, const char *b, con
             if (ta == J_ARRAY) {
                 if (!jit_next(&ib, NULL, NULL, &vs2, &ve2))
                     return 0;
-            } else {
-                int found = 0;
-                if (decode_name(&c->b1, ns, nl) == DCS_ENOMEM)
-                    return DCS_ENOMEM;
-                for (ib.p = b + 1; !found && jit_next(&ib, &ns2, &nl2, &vs2, &ve2);) {
-                    if (decode_name(&c->b2, ns2, nl2) == DCS_ENOMEM)
-                        return DCS_ENOMEM;
-                    found = c->b1.len == c->b2.len &&
-                            (c->b1.len == 0 || memcmp(c->b1.data, c->b2.data, c->b1.len) == 0);
-                }
-                if (!found)
-                    return 0;
+            } else if ((rc = same_member(c, a, ae, ns, nl, vs, b, be, &vs2, &ve2)) <= 0) {
+                return rc;
             }
             if ((rc = json_equal(c, vs, ve, vs2, ve2)) <= 0)
                 return rc;

@@ -376,6 +376,9 @@ void dcs_client_stop(dcs_client *c, dcs_ms now)
     if (c->state == DCS_CLIENT_OPEN) {
         c->state = DCS_CLIENT_STOPPING;
         c->t_state = now + c->cfg.s.shutdown_grace;
+        /* no heartbeat or registry sweep while the queue drains (13.3):
+         * their timers are only handled in OPEN */
+        c->t_heartbeat = c->t_sweep = DCS_NEVER;
         dcs__flush(c, now);
         return;
     }
@@ -395,6 +398,9 @@ void dcs_client_ended(dcs_client *c, dcs_ms now)
         c->t_state = now + dcs__delay(c, 0);
         break;
     case DCS_CLIENT_STOPPING:
+        /* the connection is gone: nothing more is written on it, not even
+         * a close notice */
+        dcs__lost(c, now, "ended");
         dcs__closed(c, now);
         break;
     default:

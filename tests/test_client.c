@@ -680,6 +680,33 @@ Test(client, stop_flushes_then_closes_and_counts_the_rest)
     fx_fini(&f);
 }
 
+/* Found by fuzz/ (regressions/session): in STOPPING the heartbeat timer
+ * stayed in the deadline but was never handled; an ended connection got a
+ * close notice written on it. */
+Test(client, stopping_handles_its_deadlines_and_writes_nothing_after_ended)
+{
+    struct fx f;
+    dcs_ms d;
+    size_t mark;
+    fx_init(&f, NULL);
+    fx_connect(&f);
+    fx_advance(&f, f.now + 9999); /* the first heartbeat is due in 1 ms */
+    fx_send(&f, "last", "{}");
+    dcs_client_stop(f.c, f.now);
+    fx_drain_opt(&f, 0); /* "last" stays in flight: the client is STOPPING */
+    cr_assert_eq(dcs_client_state(f.c), DCS_CLIENT_STOPPING);
+    d = dcs_client_deadline(f.c);
+    f.now = d;
+    fx_drain_opt(&f, 0);
+    cr_assert_gt(dcs_client_deadline(f.c), d, "a deadline in STOPPING that is never handled");
+    mark = f.n;
+    dcs_client_ended(f.c, f.now);
+    fx_drain_opt(&f, 0);
+    cr_assert_eq(fx_find(&f, mark, DCS_ACT_WRITE, NULL), -1, "nothing is written on an ended connection");
+    cr_assert_eq(dcs_client_state(f.c), DCS_CLIENT_CLOSED);
+    fx_fini(&f);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Allocation failure                                                        */
 

@@ -568,6 +568,12 @@ static const struct {
     {"@len(2..3)", "[]", 0},
     {"@len(..1)", "[]", 1},
     {"@len(1)", "{}", 0},
+    /* A captured value equals itself, repeated names included (spec 5.6:
+     * the k-th member of a name pairs with the k-th of that name). */
+    {"[$A,$A]", "[{\"a\":1,\"a\":2},{\"a\":1,\"a\":2}]", 1},
+    {"[$A,$A]", "[{\"a\":1,\"a\":2},{\"a\":2,\"a\":1}]", 0},
+    {"[$A,$A]", "[{\"a\":1,\"b\":[2]},{\"b\":[2],\"\\u0061\":1}]", 1},
+    {"[$A,$A]", "[{\"a\":1,\"a\":2},{\"a\":1}]", 0},
     /* Every element. */
     {"@each({\"taskId\":*string})", "[{\"taskId\":\"a\"},{\"taskId\":\"b\",\"x\":1}]", 1},
     {"@each({\"taskId\":*string})", "[]", 1},
