@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "generalize.h"
+#include "internal.h"
 #include "transcript.h"
 
 /* A request id the IUT invented is recognised outside `requestId` members
@@ -128,47 +129,6 @@ static size_t gset_find(const gset *s, const dcs_buf *v)
 
 /* ------------------------------------------------------------------------ */
 /* JSON text (validated before any of these run on it)                        */
-
-static const char *ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static const char *skip_str(const char *p, const char *e)
-{
-    for (p++; p < e && *p != '"'; p++)
-        if (*p == '\\')
-            p++;
-    return p < e ? p + 1 : e;
-}
-
-/* The end of the value at p. Also used to find where an unchecked message
- * ends on its line; it never reads past e. */
-static const char *skip_val(const char *p, const char *e)
-{
-    size_t depth = 0;
-    if (p < e && *p == '"')
-        return skip_str(p, e);
-    if (p < e && *p != '{' && *p != '[') {
-        while (p < e && !strchr(",]} \t\r\n", *p))
-            p++;
-        return p;
-    }
-    while (p < e) {
-        if (*p == '"') {
-            p = skip_str(p, e);
-            continue;
-        }
-        if (*p == '{' || *p == '[')
-            depth++;
-        else if ((*p == '}' || *p == ']') && --depth == 0)
-            return p + 1;
-        p++;
-    }
-    return e;
-}
 
 /* Decode the JSON string v[0..n) into g->tmp. */
 static int dstr(gen *g, const char *v, size_t n)
@@ -312,7 +272,7 @@ static int replace(gen *g, const char *v, size_t n, int depth, dcs_slice top, dc
  * top; return the end of the value, or NULL on error. */
 static const char *rw(gen *g, const char *p, const char *e, int depth, dcs_slice top, dcs_slice name)
 {
-    const char *q, *w, *ve = skip_val(p, e);
+    const char *q, *w, *ve = dcs__skip_value(p, e);
     int r = depth > 0 ? replace(g, p, (size_t)(ve - p), depth, top, name) : 0;
     if (r < 0)
         return NULL;
@@ -325,7 +285,7 @@ static const char *rw(gen *g, const char *p, const char *e, int depth, dcs_slice
     put(g, p, 1);
     for (q = p + 1;;) {
         dcs_slice nm = {NULL, 0};
-        w = ws(q, e);
+        w = dcs__skip_ws(q, e);
         put(g, q, (size_t)(w - q));
         q = w;
         if (*q == '}' || *q == ']') {
@@ -333,7 +293,7 @@ static const char *rw(gen *g, const char *p, const char *e, int depth, dcs_slice
             return q + 1;
         }
         if (*p == '{') {
-            w = skip_str(q, e);
+            w = dcs__skip_string(q, e);
             nm.ptr = q + 1;
             nm.len = (size_t)(w - q) - 2;
             if (!g->send && is(nm, "..."))
@@ -341,13 +301,13 @@ static const char *rw(gen *g, const char *p, const char *e, int depth, dcs_slice
                        NULL;
             put(g, q, (size_t)(w - q));
             q = w;
-            w = ws(ws(q, e) + 1, e); /* whitespace, ':', whitespace */
+            w = dcs__skip_ws(dcs__skip_ws(q, e) + 1, e); /* whitespace, ':', whitespace */
             put(g, q, (size_t)(w - q));
             q = w;
         }
         if (!(q = rw(g, q, e, depth + 1, depth == 0 ? nm : top, nm)))
             return NULL;
-        w = ws(q, e);
+        w = dcs__skip_ws(q, e);
         put(g, q, (size_t)(w - q));
         q = w;
         if (*q == ',')
@@ -455,7 +415,7 @@ static int verbatim(gen *g, const char *raw, size_t n, int stamp)
 static int message_step(gen *g, const char *s, const char *end, const char *kw, size_t kwn,
                         const char *rest, const char *ce)
 {
-    const char *me = skip_val(rest, ce);
+    const char *me = dcs__skip_value(rest, ce);
     dcs_slice none = {NULL, 0};
     dcs_error er;
     size_t at;

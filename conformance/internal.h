@@ -67,6 +67,11 @@ struct dcs_pattern {
 
 /* Skips JSON whitespace in p[0..e). */
 const char *dcs__skip_ws(const char *p, const char *e);
+/* p at '"': the byte after the string's closing quote (e if none). */
+const char *dcs__skip_string(const char *p, const char *e);
+/* The end of the JSON value at p (e if it does not end); never reads past e.
+ * Meant for validated text, safe on any. */
+const char *dcs__skip_value(const char *p, const char *e);
 /* Converts the JSON number p[0..len) to a double; 0 if it is too long. */
 int dcs__num_value(const char *p, size_t len, double *d);
 

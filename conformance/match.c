@@ -23,7 +23,7 @@ const char *dcs__skip_ws(const char *p, const char *e)
     return p;
 }
 
-static const char *skip_string(const char *p, const char *e)
+const char *dcs__skip_string(const char *p, const char *e)
 {
     for (p++; p < e && *p != '"'; p++)
         if (*p == '\\')
@@ -31,19 +31,19 @@ static const char *skip_string(const char *p, const char *e)
     return p < e ? p + 1 : e;
 }
 
-static const char *skip_value(const char *p, const char *e)
+const char *dcs__skip_value(const char *p, const char *e)
 {
     int depth = 0;
     if (p < e && *p != '{' && *p != '[') {
         if (*p == '"')
-            return skip_string(p, e);
+            return dcs__skip_string(p, e);
         while (p < e && !is_ws(*p) && *p != ',' && *p != ']' && *p != '}')
             p++;
         return p;
     }
     while (p < e) {
         if (*p == '"') {
-            p = skip_string(p, e);
+            p = dcs__skip_string(p, e);
             continue;
         }
         if (*p == '{' || *p == '[')
@@ -87,14 +87,14 @@ static int jit_next(jit *it, const char **ns, size_t *nl, const char **vs, const
     if (p >= it->e || *p == '}' || *p == ']')
         return 0;
     if (ns) {
-        const char *q = skip_string(p, it->e);
+        const char *q = dcs__skip_string(p, it->e);
         *ns = p + 1;
         *nl = (size_t)(q - p - 2);
         p = dcs__skip_ws(q, it->e);
         p = dcs__skip_ws(p + 1, it->e); /* the colon */
     }
     *vs = p;
-    *ve = skip_value(p, it->e);
+    *ve = dcs__skip_value(p, it->e);
     it->p = *ve;
     return 1;
 }
@@ -254,7 +254,7 @@ static void brief(char out[64], const char *p, size_t len)
 /* Decodes the string at p (quote included) into b; 1 on success. */
 static int dstr(dcs_buf *b, const char *p, const char *e)
 {
-    const char *q = skip_string(p, e);
+    const char *q = dcs__skip_string(p, e);
     int rc;
     b->len = 0;
     rc = dcs_unescape(b, p + 1, (size_t)(q - p - 2));
@@ -548,7 +548,7 @@ int dcs_pattern_match(const dcs_pattern *p, const char *json, size_t len, dcs_va
     dcs_buf_init(&c.b1, &p->ar.a);
     dcs_buf_init(&c.b2, &p->ar.a);
     v = dcs__skip_ws(json, e);
-    rc = mvalue(&c, p->root, v, skip_value(v, e));
+    rc = mvalue(&c, p->root, v, dcs__skip_value(v, e));
     dcs_buf_free(&c.b1);
     dcs_buf_free(&c.b2);
     if (rc != 1 && vars)
