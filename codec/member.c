@@ -173,10 +173,12 @@ int dcs_json_member(const char *obj, size_t len, const char *name, dcs_slice *va
         ve = dcs__skip_value(vs, pe);
         if (!ve)
             return DCS_EBAD_JSON;
-        /* Names are compared decoded (spec 5.6); the plain spelling is the
-         * common case. */
-        if (((size_t)(ke - ks) == nlen && memcmp(ks, name, nlen) == 0) ||
-            (memchr(ks, '\\', (size_t)(ke - ks)) && dcs__name_eq(ks, ke, name, nlen))) {
+        /* Names are compared decoded (spec 5.6). A name without escapes is
+         * its own decoding (the common case); one with escapes is compared
+         * only decoded: raw "\\n" is a line feed, not the name backslash-n. */
+        if (memchr(ks, '\\', (size_t)(ke - ks)) ? dcs__name_eq(ks, ke, name, nlen)
+                                              : (size_t)(ke - ks) == nlen &&
+                                                    memcmp(ks, name, nlen) == 0) {
             value->ptr = vs;
             value->len = (size_t)(ve - vs);
             return 1;

@@ -297,6 +297,19 @@ Test(member, lookup)
         cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "requestIdX", &v), 0);
         cr_assert_eq(dcs_json_member(esc, sizeof esc - 1, "\xed\xa0\x80x", &v), 0, "a lone surrogate is no name");
     }
+    /* A raw name with escapes is never compared raw (found by fuzz json-diff:
+     * the raw \n of the first name equalled the decoded name backslash-n). */
+    {
+        static const char bs[] = "{\"\\nation\":1,\"\\\\nation\":2,\"\\\\\":3,\"\\\\\\\\\":4}";
+        cr_assert_eq(dcs_json_member(bs, sizeof bs - 1, "\\nation", &v), 1);
+        cr_assert(v.len == 1 && v.ptr[0] == '2', "backslash-n found the member whose name is a line feed");
+        cr_assert_eq(dcs_json_member(bs, sizeof bs - 1, "\nation", &v), 1);
+        cr_assert(v.len == 1 && v.ptr[0] == '1');
+        cr_assert_eq(dcs_json_member(bs, sizeof bs - 1, "\\", &v), 1);
+        cr_assert(v.len == 1 && v.ptr[0] == '3');
+        cr_assert_eq(dcs_json_member(bs, sizeof bs - 1, "\\\\", &v), 1);
+        cr_assert(v.len == 1 && v.ptr[0] == '4');
+    }
     cr_assert_eq(dcs_json_member("{}", 2, "a", &v), 0);
     dcs_buf_free(&b);
 }
