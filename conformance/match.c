@@ -99,14 +99,18 @@ static int jit_next(jit *it, const char **ns, size_t *nl, const char **vs, const
     return 1;
 }
 
+/* The value of the JSON number p[0..len) (strtod needs it terminated; long
+ * ones are copied to the heap: 0 only if that fails). */
 int dcs__num_value(const char *p, size_t len, double *d)
 {
-    char buf[400];
-    if (len >= sizeof buf)
+    char buf[400], *t = buf;
+    if (len >= sizeof buf && !(t = malloc(len + 1)))
         return 0;
-    memcpy(buf, p, len);
-    buf[len] = 0;
-    *d = strtod(buf, NULL);
+    memcpy(t, p, len);
+    t[len] = 0;
+    *d = strtod(t, NULL);
+    if (t != buf)
+        free(t);
     return 1;
 }
 
@@ -322,6 +326,10 @@ static int json_equal(mctx *c, const char *a, const char *ae, const char *b, con
         return rc == 1 && c->b1.len == c->b2.len &&
                (c->b1.len == 0 || memcmp(c->b1.data, c->b2.data, c->b1.len) == 0);
     case J_NUMBER:
+        /* The same spelling is the same number, however long; else the values
+         * (1.0 is 1e0). */
+        if (ae - a == be - b && memcmp(a, b, (size_t)(ae - a)) == 0)
+            return 1;
         return dcs__num_value(a, (size_t)(ae - a), &x) && dcs__num_value(b, (size_t)(be - b), &y) &&
                x == y;
     case J_BOOL: case J_NULL:

@@ -733,6 +733,56 @@ Test(conformance, captures_across_messages)
     dcs_vars_free(&vars);
 }
 
+/* Found by fuzz transcript: a number of 400 digits or more never equalled
+ * itself (its value was not computed), so a captured one failed to match
+ * again. Numbers compare by value (1.0 is 1e0) and by spelling. */
+Test(conformance, captured_numbers_of_any_length)
+{
+    const char *pat = "{\"n\":$N,\"m\":$N}";
+    dcs_pattern *p;
+    dcs_vars vars;
+    dcs_match_why w;
+    char *msg = malloc(2000), *q = msg;
+    size_t i;
+    q += sprintf(q, "{\"n\":");
+    for (i = 0; i < 900; i++)
+        *q++ = (char)('1' + i % 9);
+    q += sprintf(q, ",\"m\":");
+    for (i = 0; i < 900; i++)
+        *q++ = (char)('1' + i % 9);
+    q += sprintf(q, "}");
+    dcs_vars_init(&vars, NULL);
+    cr_assert_eq(dcs_pattern_compile(pat, strlen(pat), NULL, &p, NULL, 0), 0);
+    cr_assert_eq(dcs_pattern_match(p, msg, strlen(msg), &vars, &w), 1, "%s", w.text);
+    cr_assert_eq(dcs_pattern_match(p, msg, strlen(msg), &vars, &w), 1, "%s", w.text);
+    /* the same value, spelt otherwise: still equal; another value: not */
+    {
+        static const char a[] = "{\"n\":1.0,\"m\":1e0}", b[] = "{\"n\":1.0,\"m\":1.5}";
+        dcs_vars v2;
+        dcs_vars_init(&v2, NULL);
+        cr_assert_eq(dcs_pattern_match(p, a, sizeof a - 1, &v2, &w), 1, "%s", w.text);
+        dcs_vars_free(&v2);
+        dcs_vars_init(&v2, NULL);
+        cr_assert_eq(dcs_pattern_match(p, b, sizeof b - 1, &v2, &w), 0);
+        dcs_vars_free(&v2);
+    }
+    /* a long number with a short value compares by value */
+    {
+        char *l = malloc(1200);
+        q = l + sprintf(l, "{\"n\":0.5,\"m\":0.5");
+        for (i = 0; i < 1000; i++)
+            *q++ = '0';
+        strcpy(q, "}");
+        dcs_vars_free(&vars);
+        dcs_vars_init(&vars, NULL);
+        cr_assert_eq(dcs_pattern_match(p, l, strlen(l), &vars, &w), 1, "%s", w.text);
+        free(l);
+    }
+    dcs_pattern_free(p);
+    dcs_vars_free(&vars);
+    free(msg);
+}
+
 Test(conformance, vars_table)
 {
     dcs_vars vars;
