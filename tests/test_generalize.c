@@ -328,7 +328,7 @@ Test(generalize, server_patterns_match_another_run)
         "{\"origin\":\"external-crawler\",\"destination\":\"web-server\",\"type\":\"message\",\"key\":\"PROGRESS_UPDATE\",\"payload\":{\"taskId\":\"t-1\",\"status\":\"processing\",\"timestamp\":\"2027-01-01T00:00:00.123Z\",\"processedItems\":40,\"totalItems\":100},\"timestamp\":1799999999003.5}",
         "{\"origin\":\"external-crawler\",\"destination\":\"web-server\",\"type\":\"message\",\"key\":\"commandResult\",\"payload\":{\"requestId\":\"c-1\",\"command\":\"START_JOB\",\"success\":true},\"timestamp\":1799999999004}",
         NULL};
-    static const char *const wrong[] = {
+    const char *const wrong[] = { /* automatic: run2[i] is no constant expression */
         run2[0], run2[1],
         "{\"origin\":\"external-crawler\",\"destination\":\"web-server\",\"type\":\"message\",\"key\":\"PROGRESS_UPDATE\",\"payload\":{\"taskId\":\"t-1\",\"status\":\"processing\",\"timestamp\":1799999999003,\"processedItems\":40,\"totalItems\":100},\"timestamp\":1799999999003}",
         NULL};
@@ -367,7 +367,7 @@ Test(generalize, client_patterns_match_another_run)
     static const char *const stale_nonce[] = {
         "{\"origin\":\"web-server\",\"destination\":\"external-crawler\",\"type\":\"command\",\"key\":\"register\",\"payload\":{\"id\":\"web-server\",\"pid\":1,\"type\":\"copilot-study\",\"nonce\":\"ffff\",\"hmac\":\"00\"},\"timestamp\":1}",
         NULL};
-    static const char *const wrong_reply[] = {
+    const char *const wrong_reply[] = {
         run2[0],
         "{\"origin\":\"web-server\",\"destination\":\"external-crawler\",\"type\":\"jobResponse\",\"key\":\"jobs_available\",\"payload\":[],\"timestamp\":1799999999001,\"requestId\":\"r-18\"}",
         NULL};
