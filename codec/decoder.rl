@@ -55,6 +55,11 @@ struct dcs__span {
 #include "fast.h"
 
 struct dcs_decoder {
+    /* First: what the inline fast paths in codec.h use. While one-byte
+     * chunks may be deferred, dptr - pend.data is the deferral buffer's
+     * length (pend.len is brought up to date by dcs__sync). */
+    struct dcs__decoder_hot hot;
+
     /* Ragel state */
     int cs, top;
     int *stack;
@@ -70,7 +75,6 @@ struct dcs_decoder {
     const unsigned char *chunk;
     size_t chunk_len, pos;
     uint64_t base; /* stream offset of chunk[0] */
-    int have_chunk;
 
     int mode;
     int discard;      /* the message in progress has been reported; drop it */
@@ -92,11 +96,11 @@ struct dcs_decoder {
      * not yet run through the machine, stream offsets [pend_base, +len). */
     dcs_buf pend;
     uint64_t pend_base;
-    /* pend.len when base and chunk_len last counted every byte fed: feed's
-     * one-byte path only appends to pend, dcs__sync catches up. */
+    /* The deferral buffer's length when base, chunk_len and stats.bytes_in
+     * last counted every byte fed: the inline one-byte path of
+     * dcs_decoder_feed() only appends (hot.dptr), dcs__sync catches up. */
     size_t pend_sync;
     int replay; /* the current chunk is pend; the caller's chunk is saved */
-    int can_defer; /* set when next() returns DCS_AGAIN inside a message it keeps */
     const unsigned char *r_chunk;
     size_t r_len, r_pos;
     uint64_t r_base;
@@ -115,6 +119,49 @@ struct dcs_decoder {
 
     dcs_decoder_stats stats;
 };
+
+/* The deferral buffer: its length, setting it, and whether feed's one-byte
+ * path may append to it (set when next() returns DCS_AGAIN inside a message
+ * it keeps; the previous chunk is then consumed). */
+static inline size_t dcs__plen(const dcs_decoder *d)
+{
+    return (size_t)(d->hot.dptr - (unsigned char *)d->pend.data);
+}
+
+static inline void dcs__set_plen(dcs_decoder *d, size_t n)
+{
+    d->pend.len = n;
+    d->hot.dptr = (unsigned char *)d->pend.data + n;
+}
+
+static inline int dcs__can_defer(const dcs_decoder *d)
+{
+    return d->hot.dend != (unsigned char *)d->pend.data;
+}
+
+static inline void dcs__defer(dcs_decoder *d, int on)
+{
+    d->hot.dend = (unsigned char *)d->pend.data + (on ? DCS__DEFER_MAX : 0);
+}
+
+/* Account for the bytes the inline one-byte path of dcs_decoder_feed()
+ * appended to pend: as if each had been fed as a chunk of its own, the last
+ * one being the current one (consumed). */
+static inline void dcs__sync(dcs_decoder *d)
+{
+    size_t n = dcs__plen(d), k = n - d->pend_sync;
+    if (k) {
+        d->stats.bytes_in += k;
+        d->pend.len = n;
+        if (d->pend_sync == 0)
+            d->pend_base = d->base + d->chunk_len;
+        d->base += d->chunk_len + k - 1;
+        d->chunk_len = 1;
+        d->pos = 1;
+        d->hot.have_chunk = 0;
+        d->pend_sync = n;
+    }
+}
 
 #define OFF(ptr) (d->base + (uint64_t)((ptr) - d->chunk))
 #define DCS__SETERR(code)                                                                          \
@@ -267,7 +314,7 @@ static void dcs__start_stream(dcs_decoder *d)
     d->chunk = NULL;
     d->chunk_len = d->pos = 0;
     d->base = 0;
-    d->have_chunk = 0;
+    d->hot.have_chunk = 0;
     d->mode = MODE_NORMAL;
     d->discard = d->done = d->nomem = d->oversize_cut = 0;
     d->msg_start = DCS_NO_OFFSET;
@@ -276,10 +323,10 @@ static void dcs__start_stream(dcs_decoder *d)
     d->buf_end = 0;
     d->n_spans = 0;
     d->cur = &d->sink;
-    d->pend.len = 0;
+    dcs__set_plen(d, 0);
     d->pend_sync = 0;
     d->replay = 0;
-    d->can_defer = 0;
+    dcs__defer(d, 0);
 }
 
 dcs_decoder *dcs_decoder_new(const dcs_decoder_config *cfg, int *err)
@@ -350,13 +397,14 @@ void dcs_decoder_free(dcs_decoder *d)
 
 void dcs_decoder_reset(dcs_decoder *d)
 {
+    dcs__sync(d);
     /* Bytes of a message cut off by the reset were never delivered. */
     if (d->msg_start != DCS_NO_OFFSET) {
-        uint64_t here = d->have_chunk ? d->base + d->pos : d->buf_end;
+        uint64_t here = d->hot.have_chunk ? d->base + d->pos : d->buf_end;
         if (d->replay)
-            here = d->r_have ? d->r_base + d->r_pos : d->pend_base + d->pend.len;
-        else if (d->pend.len)
-            here = d->pend_base + d->pend.len;
+            here = d->r_have ? d->r_base + d->r_pos : d->pend_base + dcs__plen(d);
+        else if (dcs__plen(d))
+            here = d->pend_base + dcs__plen(d);
         if (here > d->msg_start)
             d->stats.bytes_skipped += here - d->msg_start;
     }
@@ -365,60 +413,37 @@ void dcs_decoder_reset(dcs_decoder *d)
 
 const dcs_decoder_stats *dcs_decoder_get_stats(const dcs_decoder *d)
 {
+    /* Bytes the inline path deferred are counted now (the decoder is never
+     * a const object: dcs_decoder_new() allocates it). */
+    dcs__sync((dcs_decoder *)d);
     return &d->stats;
 }
 
 int dcs_decoder_idle(const dcs_decoder *d)
 {
-    return d->msg_start == DCS_NO_OFFSET && d->mode != MODE_DEEP && d->pend.len == 0;
+    return d->msg_start == DCS_NO_OFFSET && d->mode != MODE_DEEP && dcs__plen(d) == 0;
 }
 
 static inline int dcs__try_defer(dcs_decoder *d);
 
-/* Account for the bytes feed's one-byte path appended to pend: as if each
- * had been fed as a chunk of its own, the last one being the current one
- * (consumed). */
-static inline void dcs__sync(dcs_decoder *d)
-{
-    size_t k = d->pend.len - d->pend_sync;
-    if (k) {
-        d->base += d->chunk_len + k - 1;
-        d->chunk_len = 1;
-        d->pos = 1;
-        d->have_chunk = 0;
-        d->pend_sync = d->pend.len;
-    }
-}
+/* The external definitions of codec.h's inline functions. */
+extern inline int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len);
+extern inline int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
 
-int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
+/* Every chunk but the one byte the inline path takes. */
+int dcs__decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
 {
-    /* The cheapest case, one byte that cannot end the message (see
-     * dcs__try_defer): keep it and return, with as few stores as possible
-     * (dcs__sync does the rest later). can_defer implies that the previous
-     * chunk has been consumed (have_chunk is 0). */
-    if (len == 1 && d->can_defer) {
-        char c = *(const char *)chunk;
-        size_t n = d->pend.len;
-        if (c != '}' && n < DCS__DEFER_MAX) {
-            if (n == 0)
-                d->pend_base = d->base + d->chunk_len;
-            d->stats.bytes_in++;
-            d->pend.data[n] = c;
-            d->pend.len = n + 1;
-            return 0;
-        }
-    }
     dcs__sync(d);
-    if (d->have_chunk && d->pos < d->chunk_len)
+    if (d->hot.have_chunk && d->pos < d->chunk_len)
         return DCS_EBUSY;
     d->base += d->chunk_len;
     d->chunk = chunk;
     d->chunk_len = len;
     d->stats.bytes_in += len;
     d->pos = 0;
-    d->have_chunk = 1;
+    d->hot.have_chunk = 1;
     if (len > DCS__DEFER_MAX || !dcs__try_defer(d))
-        d->can_defer = 0; /* set again when next() has consumed the chunk */
+        dcs__defer(d, 0); /* set again when next() has consumed the chunk */
     return 0;
 }
 
@@ -826,21 +851,21 @@ static inline int dcs__try_defer(dcs_decoder *d)
     char *dst;
     /* can_defer: NORMAL mode, inside a message that is being kept (see
      * dcs_decoder_next); pend always has DCS__DEFER_MAX bytes of room. */
-    if (!d->can_defer || n > DCS__DEFER_MAX - d->pend.len)
+    if (!dcs__can_defer(d) || n > DCS__DEFER_MAX - dcs__plen(d))
         return 0;
     /* Small: copy and look for '}' in one pass, without library calls. */
-    dst = d->pend.data + d->pend.len;
+    dst = d->pend.data + dcs__plen(d);
     for (i = 0; i < n; i++) {
         if (c[i] == '}')
             return 0;
         dst[i] = (char)c[i];
     }
-    if (d->pend.len == 0)
+    if (dcs__plen(d) == 0)
         d->pend_base = d->base;
-    d->pend.len += n;
+    dcs__set_plen(d, dcs__plen(d) + n);
     d->pend_sync = d->pend.len;
     d->pos = n;
-    d->have_chunk = 0;
+    d->hot.have_chunk = 0;
     return 1;
 }
 
@@ -851,12 +876,12 @@ static void dcs__start_replay(dcs_decoder *d)
     d->r_len = d->chunk_len;
     d->r_pos = d->pos;
     d->r_base = d->base;
-    d->r_have = d->have_chunk;
+    d->r_have = d->hot.have_chunk;
     d->chunk = (const unsigned char *)d->pend.data;
-    d->chunk_len = d->pend.len;
+    d->chunk_len = dcs__plen(d);
     d->pos = 0;
     d->base = d->pend_base;
-    d->have_chunk = 1;
+    d->hot.have_chunk = 1;
     d->replay = 1;
 }
 
@@ -866,31 +891,22 @@ static void dcs__end_replay(dcs_decoder *d)
     d->chunk_len = d->r_len;
     d->pos = d->r_pos;
     d->base = d->r_base;
-    d->have_chunk = d->r_have;
+    d->hot.have_chunk = d->r_have;
     d->replay = 0;
-    d->pend.len = 0;
+    dcs__set_plen(d, 0);
     d->pend_sync = 0;
 }
 
-static int dcs__next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
-
-/* The common answer when bytes are fed one at a time comes without setting
- * up the loop's frame. */
-int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
-{
-    if (!d->have_chunk)
-        return DCS_AGAIN;
-    return dcs__next(d, msg, err);
-}
-
-__attribute__((noinline)) static int dcs__next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
+/* dcs_decoder_next() without its inline test (codec.h): a chunk to go on
+ * with is there, or the answer is DCS_AGAIN. */
+int dcs__decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
 {
     for (;;) {
         const unsigned char *p, *pe, *q;
 
-        if (!d->have_chunk)
+        if (!d->hot.have_chunk)
             return DCS_AGAIN;
-        if (d->pos == 0 && !d->replay && d->pend.len) {
+        if (d->pos == 0 && !d->replay && dcs__plen(d)) {
             dcs__start_replay(d);
             continue;
         }
@@ -905,7 +921,7 @@ __attribute__((noinline)) static int dcs__next(dcs_decoder *d, dcs_message *msg,
                     if (d->replay)
                         dcs__end_replay(d);
                     else
-                        d->have_chunk = 0;
+                        d->hot.have_chunk = 0;
                     return dcs__report(d, err, DCS_ENOMEM, end,
                                        "out of memory while buffering a message");
                 }
@@ -914,9 +930,8 @@ __attribute__((noinline)) static int dcs__next(dcs_decoder *d, dcs_message *msg,
                 dcs__end_replay(d);
                 continue;
             }
-            d->have_chunk = 0;
-            d->can_defer =
-                d->mode == MODE_NORMAL && d->msg_start != DCS_NO_OFFSET && !d->discard;
+            d->hot.have_chunk = 0;
+            dcs__defer(d, d->mode == MODE_NORMAL && d->msg_start != DCS_NO_OFFSET && !d->discard);
             return DCS_AGAIN;
         }
         p = d->chunk + d->pos;
@@ -1029,9 +1044,9 @@ int dcs_decoder_finish(dcs_decoder *d, dcs_error *err)
     /* Deferred bytes are parsed first; they may hold errors (never a whole
      * message: they hold no '}'), reported one per call. */
     dcs__sync(d);
-    d->can_defer = 0;
-    if (d->pend.len && !d->replay) {
-        d->have_chunk = 0;
+    dcs__defer(d, 0);
+    if (dcs__plen(d) && !d->replay) {
+        d->hot.have_chunk = 0;
         d->pos = d->chunk_len;
         dcs__start_replay(d);
     }

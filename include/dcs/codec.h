@@ -193,7 +193,9 @@ void dcs_decoder_reset(dcs_decoder *d);
  * chunk: it must stay unchanged until dcs_decoder_next() has returned
  * DCS_AGAIN for it. Returns 0, or DCS_EBUSY if the previous chunk has not been
  * consumed yet. len may be 0. */
+#ifdef __cplusplus
 int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len);
+#endif
 
 enum dcs_event { DCS_AGAIN = 0, DCS_MESSAGE = 1, DCS_ERROR = 2 };
 
@@ -205,7 +207,44 @@ enum dcs_event { DCS_AGAIN = 0, DCS_MESSAGE = 1, DCS_ERROR = 2 };
  * msg and err must not be NULL. Never fails otherwise: running out of memory
  * while buffering a message is reported as a DCS_ENOMEM error for that message,
  * which is then skipped. */
+#ifdef __cplusplus
 int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
+#endif
+
+/* Not part of the API (no name beginning "dcs__" is): what the inline fast
+ * paths of dcs_decoder_feed() and dcs_decoder_next() below read and write,
+ * the first member of every decoder. A stream fed one byte at a time costs
+ * no call per byte in the common case: a byte that cannot end the message in
+ * progress is only appended to the decoder's deferral buffer, which the
+ * decoder parses at the next byte that might. Both functions are also
+ * exported by the library (C99 inline: codec/decoder.rl has their external
+ * definitions), so that they can be called from other languages. */
+struct dcs__decoder_hot {
+    unsigned char *dptr; /* the next free byte of the deferral buffer */
+    unsigned char *dend; /* its end while one-byte chunks may be deferred, else its start */
+    int have_chunk;      /* a chunk was fed and is not consumed yet */
+};
+int dcs__decoder_feed(dcs_decoder *d, const void *chunk, size_t len);
+int dcs__decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err);
+
+#ifndef __cplusplus
+inline int dcs_decoder_feed(dcs_decoder *d, const void *chunk, size_t len)
+{
+    struct dcs__decoder_hot *h = (struct dcs__decoder_hot *)(void *)d;
+    if (len == 1 && h->dptr < h->dend && *(const unsigned char *)chunk != '}') {
+        *h->dptr++ = *(const unsigned char *)chunk;
+        return 0;
+    }
+    return dcs__decoder_feed(d, chunk, len);
+}
+
+inline int dcs_decoder_next(dcs_decoder *d, dcs_message *msg, dcs_error *err)
+{
+    if (!((const struct dcs__decoder_hot *)(const void *)d)->have_chunk)
+        return DCS_AGAIN;
+    return dcs__decoder_next(d, msg, err);
+}
+#endif
 
 /* Signal the end of the stream. Returns DCS_ERROR with *err filled while
  * errors remain to be reported: call it again until it returns DCS_AGAIN.
