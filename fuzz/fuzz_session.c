@@ -38,11 +38,7 @@
 #include <string.h>
 
 #include "common.h"
-/* client.h and server.h both define struct dcs_registry_entry (differently):
- * rename the client's while including it. The harness never uses it. */
-#define dcs_registry_entry dcs_client_registry_entry
 #include "dcs/client.h"
-#undef dcs_registry_entry
 #include "dcs/server.h"
 
 void fz_blocks_run(fz_in *in); /* fuzz_session_blocks.c */

@@ -404,7 +404,7 @@ void rc_app_action(struct rc *rc, dcs_ms now, const dcs_action *a)
         break;
     }
     case DCS_ACT_OPEN: {
-        dcs_registry_entry e;
+        dcs_client_registry_entry e;
         dcs_client_registry(rc->cl, now, &e);
         {
             dsh_field f[] = {DSH_INT("conn", a->conn), DSH_INT("uid", e.uid)};

@@ -151,7 +151,7 @@ static void rc_stats_build(struct rc *rc, dcs_buf *b)
 {
     dcs_ms now = rc_now(rc);
     const dcs_client_stats *s = dcs_client_get_stats(rc->cl);
-    dcs_registry_entry e;
+    dcs_client_registry_entry e;
     dsh_jw w;
 
     dsh_stats_begin(&w, b, RC_PROG, now + rc->cfg.wall_offset, rc->started_wall, rc->id,

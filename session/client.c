@@ -823,7 +823,7 @@ void dcs_client_config_init(dcs_client_config *cfg)
     cfg->server_uid = -1;
 }
 
-void dcs_client_registry(const dcs_client *c, dcs_ms now, dcs_registry_entry *e)
+void dcs_client_registry(const dcs_client *c, dcs_ms now, dcs_client_registry_entry *e)
 {
     memset(e, 0, sizeof *e);
     if (!c->connected || (c->state != DCS_CLIENT_OPEN && c->state != DCS_CLIENT_STOPPING))

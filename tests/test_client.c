@@ -772,7 +772,7 @@ static void short_idle(dcs_client_config *c)
 Test(client, registry_entry_and_idle_sweep)
 {
     struct fx f;
-    dcs_registry_entry e;
+    dcs_client_registry_entry e;
     dcs_ms t0;
     fx_init(&f, short_idle);
     dcs_client_registry(f.c, f.now, &e);

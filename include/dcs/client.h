@@ -121,16 +121,16 @@ dcs_ms dcs_client_deadline(const dcs_client *c);
 
 /* The client's authorized-clients registry (spec 10.2): its one possible
  * entry, the server it is connected to. */
-typedef struct dcs_registry_entry {
+typedef struct dcs_client_registry_entry {
     int present;            /* 0: no entry (not OPEN) */
     const char *id;         /* the peer's id */
     int64_t uid;            /* -1 if unknown */
     dcs_ms connected_at;    /* wall clock, ms since the epoch */
     dcs_ms last_activity;   /* wall clock of the last complete valid message */
     int active;             /* lastActivity less than DCS_T_AUTH_ACTIVE old */
-} dcs_registry_entry;
+} dcs_client_registry_entry;
 
-void dcs_client_registry(const dcs_client *c, dcs_ms now, dcs_registry_entry *e);
+void dcs_client_registry(const dcs_client *c, dcs_ms now, dcs_client_registry_entry *e);
 
 int dcs_client_state(const dcs_client *c);
 const char *dcs_client_state_name(int state);
