@@ -211,34 +211,24 @@ class FakeServer:
 # The client process
 
 
-class Client:
-    """A dcs-client process with its stderr (the log) in a file."""
+class LoggedProcess:
+    """A child process whose stderr (its log) goes to TMP/NAME.log. Every
+    instance is remembered by its class (each subclass has its own list), so
+    that a failed scenario can kill what it started: kill_all()."""
 
     live = []
 
-    def __init__(self, tmp, args, scale="0.1", env=None, stdin=True, name="client"):
+    def __init__(self, tmp, argv, name, env=None, stdin=False, log_mode="ab"):
         self.log_path = os.path.join(tmp, name + ".log")
-        e = dict(os.environ)
-        e.pop("SOCKET_PATH", None)
-        e.pop("COPILOT_PROCESS_ID", None)
-        if scale is not None:
-            e["DCS_TIME_SCALE"] = scale
-        if env:
-            e.update(env)
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, log_mode)
         self.proc = subprocess.Popen(
-            [os.path.abspath(os.environ["DCS_CLIENT"])] + list(args),
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=self.log, env=e, cwd=tmp)
-        Client.live.append(self)
+            list(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=self.log, env=env, cwd=tmp)
+        type(self).live.append(self)
 
     @property
     def pid(self):
         return self.proc.pid
-
-    def command(self, line):
-        self.proc.stdin.write((line + "\n").encode("utf-8"))
-        self.proc.stdin.flush()
 
     def signal(self, sig):
         self.proc.send_signal(sig)
@@ -251,11 +241,12 @@ class Client:
             return None
 
     def log_text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", errors="replace")
 
-    def log_records(self):
+    def records(self):
         """The log as JSON records (with --log-format json)."""
         out = []
         for line in self.log_text().splitlines():
@@ -265,7 +256,7 @@ class Client:
                 pass
         return out
 
-    def stop(self):
+    def kill(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
@@ -278,9 +269,36 @@ class Client:
 
     @classmethod
     def kill_all(cls):
-        for c in cls.live:
-            c.stop()
+        for p in cls.live:
+            p.kill()
         cls.live = []
+
+
+class Client(LoggedProcess):
+    """A dcs-client process with its stderr (the log) in a file."""
+
+    live = []
+
+    def __init__(self, tmp, args, scale="0.1", env=None, stdin=True, name="client"):
+        e = dict(os.environ)
+        e.pop("SOCKET_PATH", None)
+        e.pop("COPILOT_PROCESS_ID", None)
+        if scale is not None:
+            e["DCS_TIME_SCALE"] = scale
+        if env:
+            e.update(env)
+        super().__init__(tmp, [os.path.abspath(os.environ["DCS_CLIENT"])] + list(args), name,
+                         env=e, stdin=stdin, log_mode="wb")
+
+    def command(self, line):
+        self.proc.stdin.write((line + "\n").encode("utf-8"))
+        self.proc.stdin.flush()
+
+    def log_records(self):
+        return self.records()
+
+    def stop(self):
+        self.kill()
 
 
 def run_client(args, env=None, timeout=10.0, scale="0.1"):

@@ -17,7 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dcs_e2e import (Client, read_json_lines, run_scenario, write_file)  # noqa: E402
+from dcs_e2e import (Client, LoggedProcess, read_json_lines, run_scenario,  # noqa: E402
+                     write_file)
 
 SCALE = "0.05"
 
@@ -31,56 +32,19 @@ def job(i):
                              "format": "json"}}
 
 
-class Server:
+class Server(LoggedProcess):
     """A dcs-server process with its stderr (the log) in a file."""
 
     live = []
 
     def __init__(self, tmp, args, name="server", scale=SCALE):
-        self.log_path = os.path.join(tmp, name + ".log")
         e = dict(os.environ)
         e.pop("SOCKET_PATH", None)
         e.pop("LISTEN_FDS", None)
         e.pop("LISTEN_PID", None)
         e["DCS_TIME_SCALE"] = scale
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([os.path.abspath(os.environ["DCS_SERVER"])] + list(args),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.log, env=e, cwd=tmp)
-        Server.live.append(self)
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout=10.0):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
-
-    def records(self):
-        if not self.log.closed:
-            self.log.flush()
-        out = []
-        with open(self.log_path, "rb") as f:
-            for line in f.read().decode("utf-8", "replace").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-        return out
-
-    @classmethod
-    def kill_all(cls):
-        for s in cls.live:
-            s.kill()
-        cls.live = []
+        super().__init__(tmp, [os.path.abspath(os.environ["DCS_SERVER"])] + list(args), name,
+                         env=e)
 
 
 def run_server(args, env=None, timeout=10.0, cwd=None):

@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dcs_e2e import Client, run_scenario, write_file  # noqa: E402
+from dcs_e2e import Client, LoggedProcess, run_scenario, write_file  # noqa: E402
 from server_e2e import Server, count_completed, job, progress_of, wait_for  # noqa: E402
 
 SCALE = "0.01"
@@ -36,22 +36,18 @@ def env_path(name):
 # The tap process
 
 
-class TapProc:
+class TapProc(LoggedProcess):
     """A dcs-tap process with its stderr (the log, JSON) in a file."""
 
     live = []
 
     def __init__(self, tmp, listen, upstream, *more, name="tap", wait=True):
         self.listen = listen
-        self.log_path = os.path.join(tmp, name + ".log")
         self.stats_path = os.path.join(tmp, name + ".stats.json")
-        self.log = open(self.log_path, "ab")
         args = [env_path("DCS_TAP"), "--listen", listen, "--upstream", upstream,
                 "--log-format", "json", "--log-level", "debug",
                 "--stats", self.stats_path] + list(more)
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.log, cwd=tmp)
-        TapProc.live.append(self)
+        super().__init__(tmp, args, name)
         # The "start" record follows listen(): a stale socket file may be
         # there before the tap replaced it.
         if wait and not wait_for(lambda: "start" in self.reasons() or
@@ -68,28 +64,7 @@ class TapProc:
         """Stop with sig; the exit status (None if it did not exit)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
-
-    def records(self):
-        if not self.log.closed:
-            self.log.flush()
-        out = []
-        with open(self.log_path, "rb") as f:
-            for line in f.read().decode("utf-8", "replace").splitlines():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-        return out
+        return self.wait(timeout)
 
     def reasons(self):
         return [r.get("reason") for r in self.records()]
@@ -97,12 +72,6 @@ class TapProc:
     def stats(self):
         with open(self.stats_path) as f:
             return json.load(f)
-
-    @classmethod
-    def kill_all(cls):
-        for t in cls.live:
-            t.kill()
-        cls.live = []
 
 
 def run_tap(args, timeout=10.0, cwd=None):
