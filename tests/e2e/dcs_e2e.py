@@ -274,19 +274,26 @@ class LoggedProcess:
         cls.live = []
 
 
+def client_env(scale, env):
+    """dcs-client's environment: ours without the variables it would read
+    instead of its arguments, DCS_TIME_SCALE if scale is given, then env."""
+    e = dict(os.environ)
+    e.pop("SOCKET_PATH", None)
+    e.pop("COPILOT_PROCESS_ID", None)
+    if scale is not None:
+        e["DCS_TIME_SCALE"] = scale
+    if env:
+        e.update(env)
+    return e
+
+
 class Client(LoggedProcess):
     """A dcs-client process with its stderr (the log) in a file."""
 
     live = []
 
     def __init__(self, tmp, args, scale="0.1", env=None, stdin=True, name="client"):
-        e = dict(os.environ)
-        e.pop("SOCKET_PATH", None)
-        e.pop("COPILOT_PROCESS_ID", None)
-        if scale is not None:
-            e["DCS_TIME_SCALE"] = scale
-        if env:
-            e.update(env)
+        e = client_env(scale, env)
         super().__init__(tmp, [os.path.abspath(os.environ["DCS_CLIENT"])] + list(args), name,
                          env=e, stdin=stdin, log_mode="wb")
 
@@ -303,13 +310,7 @@ class Client(LoggedProcess):
 
 def run_client(args, env=None, timeout=10.0, scale="0.1"):
     """Run dcs-client to completion: (status, stdout, stderr)."""
-    e = dict(os.environ)
-    e.pop("SOCKET_PATH", None)
-    e.pop("COPILOT_PROCESS_ID", None)
-    if scale is not None:
-        e["DCS_TIME_SCALE"] = scale
-    if env:
-        e.update(env)
+    e = client_env(scale, env)
     p = subprocess.run([os.path.abspath(os.environ["DCS_CLIENT"])] + list(args), env=e,
                        capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
