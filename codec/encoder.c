@@ -162,9 +162,12 @@ int dcs_encode_number(dcs_buf *out, const dcs_number *num)
     return dcs_buf_append(out, tmp, (size_t)n);
 }
 
-static int dcs__check_json(dcs_slice v)
+/* A payload or extra value sits at depth 2 (the envelope is depth 1), so it
+ * may nest max_depth - 1 deep for the message to decode under max_depth. */
+static int dcs__check_json(dcs_slice v, unsigned max_depth)
 {
-    return dcs_json_validate(v.ptr, v.len, 0, NULL) ? DCS_EBAD_JSON : 0;
+    int rc = dcs_json_validate(v.ptr, v.len, max_depth - 1, NULL);
+    return rc == 0 ? 0 : rc == DCS_ETOO_DEEP ? DCS_ETOO_DEEP : DCS_EBAD_JSON;
 }
 
 static int dcs__check_name(dcs_slice name)
@@ -174,15 +177,24 @@ static int dcs__check_name(dcs_slice name)
 
 int dcs_encode(dcs_buf *out, const dcs_envelope *env, unsigned flags)
 {
+    return dcs_encode_limit(out, env, flags, 0);
+}
+
+int dcs_encode_limit(dcs_buf *out, const dcs_envelope *env, unsigned flags, unsigned max_depth)
+{
     size_t start = out->len, i;
     int rc;
 
+    if (max_depth == 0)
+        max_depth = DCS_DEFAULT_MAX_DEPTH;
+    if (max_depth < 2 || max_depth > DCS_MAX_DEPTH_LIMIT)
+        return DCS_EINVAL;
     if (flags & DCS_ENCODE_VALIDATE) {
-        if (env->payload.ptr && (rc = dcs__check_json(env->payload)))
+        if (env->payload.ptr && (rc = dcs__check_json(env->payload, max_depth)))
             return rc;
         for (i = 0; i < env->n_extra; i++) {
             if ((rc = dcs__check_name(env->extra[i].name)) ||
-                (rc = dcs__check_json(env->extra[i].value)))
+                (rc = dcs__check_json(env->extra[i].value, max_depth)))
                 return rc;
         }
     }

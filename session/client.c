@@ -451,7 +451,7 @@ static int dcs__encode_app(dcs_client *c, dcs_ms now, const dcs_envelope *env)
         e.timestamp.i = NOW_WALL(c, now);
     }
     c->enc.len = 0;
-    rc = dcs_encode(&c->enc, &e, DCS_ENCODE_VALIDATE);
+    rc = dcs_encode_limit(&c->enc, &e, DCS_ENCODE_VALIDATE, c->cfg.s.max_depth);
     if (rc == 0 && c->enc.len > c->cfg.s.max_message_size)
         rc = DCS_ETOO_LARGE;
     if (rc) {

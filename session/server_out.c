@@ -234,7 +234,7 @@ static int dcs__encode(dcs_server *s, dcs_ms now, dcs_envelope *e)
         e->timestamp.i = DCS__WALL(s, now);
     }
     s->enc.len = 0;
-    rc = dcs_encode(&s->enc, e, DCS_ENCODE_VALIDATE);
+    rc = dcs_encode_limit(&s->enc, e, DCS_ENCODE_VALIDATE, s->cfg.s.max_depth);
     if (rc == 0 && s->enc.len > s->cfg.s.max_message_size)
         rc = DCS_ETOO_LARGE;
     if (rc) {
@@ -395,8 +395,9 @@ static int dcs__request_payload(dcs_server *s, dcs_slice p, const char *rid)
         return rc;
     if (p.ptr) {
         const char *b = p.ptr, *e = p.ptr + p.len;
-        if (dcs_json_validate(p.ptr, p.len, s->cfg.s.max_depth, NULL) != 0)
-            return DCS_EBAD_JSON;
+        /* The payload sits at depth 2 of the message (dcs_encode_limit). */
+        if ((rc = dcs_json_validate(p.ptr, p.len, s->cfg.s.max_depth - 1, NULL)) != 0)
+            return rc == DCS_ETOO_DEEP ? rc : DCS_EBAD_JSON;
         while (b < e && dcs__ws(*b))
             b++;
         while (e > b && dcs__ws(e[-1]))

@@ -566,6 +566,40 @@ Test(client, destination_filter_and_wrong_direction_and_fit)
     fx_fini(&f);
 }
 
+static void depth_16(dcs_client_config *c)
+{
+    c->s.max_depth = 16;
+}
+
+/* Fuzzing found the client writing a payload nested deeper than its own
+ * max_depth (fuzz/regressions/session/): such a message is refused, counted
+ * and logged, and nothing is written. */
+Test(client, send_refuses_a_message_deeper_than_its_own_limit)
+{
+    static const char ok[] = "{\"a\":[[[[[[[[[[[[[[1]]]]]]]]]]]]]]}";   /* 15 deep */
+    static const char deep[] = "{\"a\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}"; /* 16 deep */
+    struct fx f;
+    dcs_envelope e;
+    size_t from;
+    fx_init(&f, depth_16);
+    fx_connect(&f);
+    memset(&e, 0, sizeof e);
+    e.type = S("message");
+    e.key = S("statusUpdate");
+    e.payload = S(deep);
+    from = f.n;
+    cr_assert_eq(dcs_client_send(f.c, f.now, &e, NULL), DCS_ETOO_DEEP);
+    fx_drain(&f);
+    cr_assert_eq(fx_count(&f, from, DCS_ACT_WRITE, NULL), 0);
+    cr_assert_geq(fx_find(&f, from, DCS_ACT_LOG, "too_deep"), 0, "logged with the codec reason");
+    cr_assert_eq(dcs_client_get_stats(f.c)->drop_refused, 1);
+    e.payload = S(ok);
+    cr_assert_eq(dcs_client_send(f.c, f.now, &e, NULL), 0);
+    fx_drain(&f);
+    cr_assert_eq(fx_count(&f, from, DCS_ACT_WRITE, "statusUpdate"), 1);
+    fx_fini(&f);
+}
+
 Test(client, replies_on_the_same_connection_stale_after_it_ended)
 {
     struct fx f;

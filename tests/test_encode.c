@@ -153,6 +153,84 @@ Test(encode, envelope_wire_order_and_errors)
     dcs_buf_free(&b);
 }
 
+/* A payload sits at depth 2: with the limit L it may nest L - 1 deep, and a
+ * message the encoder accepts is one a decoder with the same limit accepts. */
+static const char *nested_payload(dcs_buf *b, unsigned depth)
+{
+    unsigned i;
+    b->len = 0;
+    for (i = 0; i < depth; i++)
+        dcs_buf_append(b, "[", 1);
+    for (i = 0; i < depth; i++)
+        dcs_buf_append(b, "]", 1);
+    dcs_buf_append(b, "", 1);
+    return b->data;
+}
+
+static int decodes_under(const dcs_buf *msg, unsigned max_depth)
+{
+    dcs_decoder_config cfg;
+    dcs_decoder *d;
+    dcs_message m;
+    dcs_error e;
+    int ev;
+    dcs_decoder_config_init(&cfg);
+    cfg.max_depth = max_depth;
+    d = dcs_decoder_new(&cfg, NULL);
+    cr_assert_not_null(d);
+    dcs_decoder_feed(d, msg->data, msg->len);
+    ev = dcs_decoder_next(d, &m, &e);
+    dcs_decoder_free(d);
+    return ev == DCS_MESSAGE ? 0 : e.code;
+}
+
+Test(encode, validate_refuses_what_the_depth_limit_refuses)
+{
+    static const unsigned limits[] = {2, 3, 16, 0, 300};
+    dcs_envelope env;
+    dcs_buf p, b;
+    size_t i;
+    memset(&env, 0, sizeof env);
+    env.origin = S("a");
+    env.destination = S("b");
+    env.type = S("message");
+    env.key = S("k");
+    dcs_buf_init(&p, NULL);
+    dcs_buf_init(&b, NULL);
+    for (i = 0; i < sizeof limits / sizeof *limits; i++) {
+        unsigned lim = limits[i] ? limits[i] : DCS_DEFAULT_MAX_DEPTH;
+        env.payload = S(nested_payload(&p, lim - 1));
+        b.len = 0;
+        cr_assert_eq(dcs_encode_limit(&b, &env, DCS_ENCODE_VALIDATE, limits[i]), 0, "limit %u", lim);
+        cr_assert_eq(decodes_under(&b, lim), 0, "limit %u: the peer refuses what was written", lim);
+        env.payload = S(nested_payload(&p, lim));
+        b.len = 0;
+        cr_assert_eq(dcs_encode_limit(&b, &env, DCS_ENCODE_VALIDATE, limits[i]), DCS_ETOO_DEEP,
+                     "limit %u", lim);
+        cr_assert_eq(b.len, 0);
+        /* The same message, written unvalidated, is what the peer refuses. */
+        cr_assert_eq(dcs_encode_limit(&b, &env, 0, limits[i]), 0);
+        cr_assert_eq(decodes_under(&b, lim), DCS_ETOO_DEEP, "limit %u", lim);
+    }
+    /* dcs_encode is the default limit; an extra member's value counts too. */
+    env.payload = S(nested_payload(&p, DCS_DEFAULT_MAX_DEPTH));
+    b.len = 0;
+    cr_assert_eq(dcs_encode(&b, &env, DCS_ENCODE_VALIDATE), DCS_ETOO_DEEP);
+    {
+        dcs_member extra = {S("x"), S(nested_payload(&p, 16))};
+        env.payload = S("{}");
+        env.extra = &extra;
+        env.n_extra = 1;
+        cr_assert_eq(dcs_encode_limit(&b, &env, DCS_ENCODE_VALIDATE, 16), DCS_ETOO_DEEP);
+        cr_assert_eq(dcs_encode_limit(&b, &env, DCS_ENCODE_VALIDATE, 17), 0);
+        env.n_extra = 0;
+    }
+    cr_assert_eq(dcs_encode_limit(&b, &env, 0, 1), DCS_EINVAL);
+    cr_assert_eq(dcs_encode_limit(&b, &env, 0, DCS_MAX_DEPTH_LIMIT + 1), DCS_EINVAL);
+    dcs_buf_free(&p);
+    dcs_buf_free(&b);
+}
+
 Test(encode, catalogue_encode_decode_encode_identical)
 {
     size_t len, count = 0;

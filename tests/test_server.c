@@ -1233,6 +1233,36 @@ Test(server, broadcast_and_addressed_messages)
     fx_fini(&f);
 }
 
+static void depth_16(dcs_server_config *c)
+{
+    c->s.max_depth = 16;
+}
+
+/* As the client's: a message deeper than the server's own max_depth is
+ * refused before anything is written, a send and a request alike. */
+Test(server, send_and_request_refuse_a_message_deeper_than_its_own_limit)
+{
+    struct fx f;
+    dcs_envelope ok = ENV("message", "statusUpdate", "*", "{\"a\":[[[[[[[[[[[[[[1]]]]]]]]]]]]]]}");
+    dcs_envelope deep =
+        ENV("message", "statusUpdate", "*", "{\"a\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}");
+    dcs_envelope req = ENV("jobRequest", "request_jobs", "a", "{\"a\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}");
+    size_t mark;
+    uint64_t q;
+    fx_init(&f, depth_16);
+    fx_accept(&f, 1);
+    fx_input(&f, 1, REGISTER_AS("a"));
+    mark = f.n;
+    cr_assert_eq(dcs_server_send(f.s, f.now, &deep, NULL), DCS_ETOO_DEEP);
+    cr_assert_eq(dcs_server_request(f.s, f.now, 1, NULL, &req, &q), DCS_ETOO_DEEP);
+    fx_drain(&f);
+    cr_assert_eq(fx_count_on(&f, mark, DCS_ACT_WRITE, 1, NULL), 0);
+    cr_assert_eq(dcs_server_send(f.s, f.now, &ok, NULL), 0);
+    fx_drain(&f);
+    cr_assert_eq(fx_count_on(&f, mark, DCS_ACT_WRITE, 1, "statusUpdate"), 1);
+    fx_fini(&f);
+}
+
 Test(server, messages_for_absent_clients_follow_their_register_in_order)
 {
     struct fx f;

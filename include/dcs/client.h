@@ -103,7 +103,8 @@ void dcs_client_ended(dcs_client *c, dcs_ms now);
  * is written at once when OPEN, else queued (spec 8.6). *id (if not NULL)
  * identifies it in DCS_ACT_DROP. Returns 0, DCS_EINVAL when stopping or
  * closed, DCS_ETOO_LARGE, or an encoder error (DCS_EUTF8, DCS_EBAD_JSON,
- * DCS_ENOT_FINITE, DCS_ENOMEM); a refused message is counted (drop_refused). */
+ * DCS_ETOO_DEEP beyond the client's max_depth, DCS_ENOT_FINITE, DCS_ENOMEM);
+ * a refused message is counted (drop_refused). */
 int dcs_client_send(dcs_client *c, dcs_ms now, const dcs_envelope *env, uint64_t *id);
 
 /* Reply to a request delivered on connection `conn` (the DELIVER action's

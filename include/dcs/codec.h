@@ -297,8 +297,10 @@ typedef struct dcs_envelope {
 } dcs_envelope;
 
 enum dcs_encode_flags {
-    /* Check that payload and extra values are valid JSON, and that strings
-     * are valid UTF-8, before writing anything (spec 6.4: never send bad JSON). */
+    /* Check that payload and extra values are valid JSON nested shallowly
+     * enough for the message to decode under the depth limit, and that
+     * strings are valid UTF-8, before writing anything (spec 6.4: never send
+     * bad JSON; never send what a peer with the same limits must refuse). */
     DCS_ENCODE_VALIDATE = 1u << 0,
 };
 
@@ -306,8 +308,14 @@ enum dcs_encode_flags {
  * origin, destination, type, key, payload, timestamp, then extra. Strings are
  * escaped exactly as ECMAScript's JSON.stringify does. On error nothing is
  * appended and the code is returned: DCS_ENOMEM, DCS_ENOT_FINITE, DCS_EUTF8,
- * DCS_EBAD_JSON (with DCS_ENCODE_VALIDATE). */
+ * DCS_EBAD_JSON or DCS_ETOO_DEEP (with DCS_ENCODE_VALIDATE: the message would
+ * nest deeper than DCS_DEFAULT_MAX_DEPTH, the envelope counting as 1). */
 int dcs_encode(dcs_buf *out, const dcs_envelope *env, unsigned flags);
+
+/* dcs_encode() with the depth limit of the decoder that will read the
+ * message (2..DCS_MAX_DEPTH_LIMIT; 0: DCS_DEFAULT_MAX_DEPTH), as a session
+ * passes its own max_depth. DCS_EINVAL for a limit out of range. */
+int dcs_encode_limit(dcs_buf *out, const dcs_envelope *env, unsigned flags, unsigned max_depth);
 
 /* Fill env from msg so that dcs_encode() reproduces payload, timestamp and
  * unknown members byte for byte. env points into msg (same lifetime). */
