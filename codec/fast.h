@@ -184,8 +184,19 @@ __attribute__((always_inline)) static inline unsigned dcs__stop16_sse2(dcs__cp p
 }
 #endif
 
+/* Each classifier asks for the bytes DCS_PREFETCH_DISTANCE ahead of the
+ * block it reads (a prefetch never faults, even past pe). On a 16 MiB mix
+ * streamed from memory, 512 bytes ahead bought 4-5% in messages/s fed whole
+ * and in 64 KiB reads (medians of 4 alternated runs, bench/README.md);
+ * 256 and 1024 bought less. */
+#ifndef DCS_PREFETCH_DISTANCE
+#define DCS_PREFETCH_DISTANCE 512
+#endif
+#define DCS__PREFETCH(p) __builtin_prefetch((const void *)((uintptr_t)(p) + DCS_PREFETCH_DISTANCE))
+
 static inline uint64_t dcs__classify_base(dcs__cp p, dcs__cp pe)
 {
+    DCS__PREFETCH(p);
 #if defined(__SSE2__)
     if (__builtin_expect(pe - p >= 64, 1))
         return (uint64_t)dcs__stop16_sse2(p) | (uint64_t)dcs__stop16_sse2(p + 16) << 16 |
@@ -208,6 +219,7 @@ dcs__stop32_avx2(const unsigned char *p)
 DCS__TARGET_AVX2 __attribute__((always_inline)) static inline uint64_t
 dcs__classify_avx2(dcs__cp p, dcs__cp pe)
 {
+    DCS__PREFETCH(p);
     if (__builtin_expect(pe - p >= 64, 1))
         return (uint64_t)dcs__stop32_avx2(p) | (uint64_t)dcs__stop32_avx2(p + 32) << 32;
     return dcs__stop_bits_scalar(p, pe);
@@ -218,6 +230,7 @@ dcs__classify_avx512(dcs__cp p, dcs__cp pe)
 {
     size_t n = (size_t)(pe - p);
     __m512i v;
+    DCS__PREFETCH(p);
     /* A masked load reads nothing past pe; the zero bytes it gives there
      * count as stops (below 0x20). */
     if (__builtin_expect(n >= 64, 1))
