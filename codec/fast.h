@@ -275,13 +275,25 @@ dcs__classify_avx512(dcs__cp p, dcs__cp pe)
 typedef size_t (*dcs__fast_fn)(dcs__cp p, dcs__cp pe, uint64_t base, unsigned max_depth,
                                struct dcs__span *spans, size_t cap, size_t *n_spans);
 
-/* The widest variant this CPU runs. DCS_CODEC_ISA=base|avx2|avx512 in the
- * environment asks for a narrower one (the tests run each). */
+/* No fast lane: every message goes through the machine. */
+static size_t dcs__fast_message_none(dcs__cp p, dcs__cp pe, uint64_t base, unsigned max_depth,
+                                     struct dcs__span *spans, size_t cap, size_t *n_spans)
+{
+    (void)p, (void)pe, (void)base, (void)max_depth, (void)spans, (void)cap, (void)n_spans;
+    return 0;
+}
+
+/* The widest variant this CPU runs. DCS_CODEC_ISA in the environment asks
+ * for a narrower one: base (SSE2 or portable), avx2, avx512 (the widest), or
+ * none (the machine alone). meson test runs the codec's tests and the fuzz
+ * regressions under each; the benchmark compares them. */
 static dcs__fast_fn dcs__fast_pick(void)
 {
-#if DCS_SCAN_X86
     const char *want = getenv("DCS_CODEC_ISA");
     int cap = 2;
+    if (want && strcmp(want, "none") == 0)
+        return dcs__fast_message_none;
+#if DCS_SCAN_X86
     if (want)
         cap = strcmp(want, "base") == 0 ? 0 : strcmp(want, "avx2") == 0 ? 1 : 2;
     __builtin_cpu_init();
@@ -290,6 +302,8 @@ static dcs__fast_fn dcs__fast_pick(void)
         return dcs__fast_message_avx512;
     if (cap >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
         return dcs__fast_message_avx2;
+#else
+    (void)cap;
 #endif
     return dcs__fast_message_base;
 }
