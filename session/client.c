@@ -456,7 +456,7 @@ static int dcs__encode_app(dcs_client *c, dcs_ms now, const dcs_envelope *env)
         rc = DCS_ETOO_LARGE;
     if (rc) {
         c->stats.drop_refused++;
-        dcs__log(c, DCS_LOG_ERROR, DCS_CAT_CLIENT, dcs_err_name(rc),
+        dcs__log(c, DCS_LOG_ERROR, DCS_CAT_CLIENT, dcs__refusal_reason(rc),
                  "message refused before sending: %s", dcs_strerror(rc));
     }
     return rc;

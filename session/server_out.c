@@ -239,7 +239,7 @@ static int dcs__encode(dcs_server *s, dcs_ms now, dcs_envelope *e)
         rc = DCS_ETOO_LARGE;
     if (rc) {
         s->stats.drop_refused++;
-        dcs__srv_log(s, NULL, DCS_LOG_ERROR, DCS_CAT_SERVER, dcs_err_name(rc),
+        dcs__srv_log(s, NULL, DCS_LOG_ERROR, DCS_CAT_SERVER, dcs__refusal_reason(rc),
                      "%.*s/%.*s refused before sending: %s", (int)e->type.len, e->type.ptr,
                      (int)e->key.len, e->key.ptr, dcs_strerror(rc));
     }
@@ -462,8 +462,15 @@ int dcs_server_request(dcs_server *s, dcs_ms now, uint64_t conn, const char *cli
         return DCS_SERVER_PENDING_LIMIT;
     }
     snprintf(rid, sizeof rid, "%s-%llu", s->rid_prefix, (unsigned long long)(s->rid_counter + 1));
-    if ((rc = dcs__request_payload(s, e.payload, rid)))
+    if ((rc = dcs__request_payload(s, e.payload, rid))) {
+        s->stats.drop_refused++;
+        dcs__srv_log(s, c, DCS_LOG_ERROR, DCS_CAT_SERVER, dcs__refusal_reason(rc),
+                     "%.*s/%.*s refused before sending: %s", (int)e.type.len, e.type.ptr,
+                     (int)e.key.len, e.key.ptr,
+                     rc == DCS_EINVAL ? "the payload is not an object, or has a requestId already"
+                                      : dcs_strerror(rc));
         return rc;
+    }
     e.payload.ptr = s->pl.data;
     e.payload.len = s->pl.len;
     memset(&probe, 0, sizeof probe);

@@ -31,4 +31,22 @@ static inline char *dcs__dupstr(const dcs_allocator *a, const char *s)
     return dcs__memdup(a, s, strlen(s));
 }
 
+/* The reason a message refused by its writer is logged and dropped with:
+ * spec 11.4's names for the limits and non-finite numbers (too-large,
+ * too-deep, not-finite), the codec's reason for the rest (bad_json,
+ * bad_utf8, ...). */
+static inline const char *dcs__refusal_reason(int rc)
+{
+    switch (rc) {
+    case DCS_ETOO_LARGE:
+        return "too-large";
+    case DCS_ETOO_DEEP:
+        return "too-deep";
+    case DCS_ENOT_FINITE:
+        return "not-finite";
+    default:
+        return dcs_err_name(rc);
+    }
+}
+
 #endif

@@ -591,7 +591,7 @@ Test(client, send_refuses_a_message_deeper_than_its_own_limit)
     cr_assert_eq(dcs_client_send(f.c, f.now, &e, NULL), DCS_ETOO_DEEP);
     fx_drain(&f);
     cr_assert_eq(fx_count(&f, from, DCS_ACT_WRITE, NULL), 0);
-    cr_assert_geq(fx_find(&f, from, DCS_ACT_LOG, "too_deep"), 0, "logged with the codec reason");
+    cr_assert_geq(fx_find(&f, from, DCS_ACT_LOG, "too-deep"), 0, "logged with the reason of spec 11.4");
     cr_assert_eq(dcs_client_get_stats(f.c)->drop_refused, 1);
     e.payload = S(ok);
     cr_assert_eq(dcs_client_send(f.c, f.now, &e, NULL), 0);

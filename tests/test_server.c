@@ -1257,6 +1257,8 @@ Test(server, send_and_request_refuse_a_message_deeper_than_its_own_limit)
     cr_assert_eq(dcs_server_request(f.s, f.now, 1, NULL, &req, &q), DCS_ETOO_DEEP);
     fx_drain(&f);
     cr_assert_eq(fx_count_on(&f, mark, DCS_ACT_WRITE, 1, NULL), 0);
+    cr_assert_eq(fx_count(&f, mark, DCS_ACT_LOG, "too-deep"), 2, "each logged (spec 11.4)");
+    cr_assert_eq(dcs_server_get_stats(f.s)->drop_refused, 2, "each counted");
     cr_assert_eq(dcs_server_send(f.s, f.now, &ok, NULL), 0);
     fx_drain(&f);
     cr_assert_eq(fx_count_on(&f, mark, DCS_ACT_WRITE, 1, "statusUpdate"), 1);
