@@ -218,6 +218,16 @@ static dcs_slice dcs__cs(const char *p)
     return r;
 }
 
+/* A message the server refuses to write: counted as drop_refused and logged
+ * with its reason (spec 11.4) and why. */
+static void dcs__srv_refused(dcs_server *s, dcs__conn *c, const dcs_envelope *e,
+                             const char *reason, const char *why)
+{
+    s->stats.drop_refused++;
+    dcs__srv_log(s, c, DCS_LOG_ERROR, DCS_CAT_SERVER, reason, "%.*s/%.*s refused before sending: %s",
+                 (int)e->type.len, e->type.ptr, (int)e->key.len, e->key.ptr, why);
+}
+
 /* Encode env into s->enc with the server's defaults and the size limit.
  * A refusal is counted and logged. */
 static int dcs__encode(dcs_server *s, dcs_ms now, dcs_envelope *e)
@@ -237,12 +247,8 @@ static int dcs__encode(dcs_server *s, dcs_ms now, dcs_envelope *e)
     rc = dcs_encode_limit(&s->enc, e, DCS_ENCODE_VALIDATE, s->cfg.s.max_depth);
     if (rc == 0 && s->enc.len > s->cfg.s.max_message_size)
         rc = DCS_ETOO_LARGE;
-    if (rc) {
-        s->stats.drop_refused++;
-        dcs__srv_log(s, NULL, DCS_LOG_ERROR, DCS_CAT_SERVER, dcs__refusal_reason(rc),
-                     "%.*s/%.*s refused before sending: %s", (int)e->type.len, e->type.ptr,
-                     (int)e->key.len, e->key.ptr, dcs_strerror(rc));
-    }
+    if (rc)
+        dcs__srv_refused(s, NULL, e, dcs__refusal_reason(rc), dcs_strerror(rc));
     return rc;
 }
 
@@ -463,12 +469,9 @@ int dcs_server_request(dcs_server *s, dcs_ms now, uint64_t conn, const char *cli
     }
     snprintf(rid, sizeof rid, "%s-%llu", s->rid_prefix, (unsigned long long)(s->rid_counter + 1));
     if ((rc = dcs__request_payload(s, e.payload, rid))) {
-        s->stats.drop_refused++;
-        dcs__srv_log(s, c, DCS_LOG_ERROR, DCS_CAT_SERVER, dcs__refusal_reason(rc),
-                     "%.*s/%.*s refused before sending: %s", (int)e.type.len, e.type.ptr,
-                     (int)e.key.len, e.key.ptr,
-                     rc == DCS_EINVAL ? "the payload is not an object, or has a requestId already"
-                                      : dcs_strerror(rc));
+        dcs__srv_refused(s, c, &e, dcs__refusal_reason(rc),
+                         rc == DCS_EINVAL ? "the payload is not an object, or has a requestId already"
+                                          : dcs_strerror(rc));
         return rc;
     }
     e.payload.ptr = s->pl.data;
@@ -478,10 +481,7 @@ int dcs_server_request(dcs_server *s, dcs_ms now, uint64_t conn, const char *cli
     probe.key = e.key;
     probe.payload = e.payload;
     if (dcs_fit_check(&probe, &why) != 0) {
-        s->stats.drop_refused++;
-        dcs__srv_log(s, c, DCS_LOG_ERROR, DCS_CAT_SERVER, "payload_mismatch",
-                     "%.*s/%.*s refused before sending: %s", (int)e.type.len, e.type.ptr,
-                     (int)e.key.len, e.key.ptr, why);
+        dcs__srv_refused(s, c, &e, "payload_mismatch", why);
         return DCS_EPAYLOAD;
     }
     e.destination = dcs__cs(dcs__srv_dest(c));

@@ -1046,6 +1046,7 @@ Test(server, requests_need_a_registered_connection)
     struct fx f;
     dcs_envelope e = ENV("jobRequest", "request_jobs", NULL, NULL);
     uint64_t q;
+    long l;
     fx_init(&f, NULL);
     cr_assert_eq(dcs_server_request(f.s, f.now, 0, NULL, &e, &q), DCS_SERVER_NO_CLIENT, "9.7");
     fx_accept(&f, 1);
@@ -1059,10 +1060,16 @@ Test(server, requests_need_a_registered_connection)
     cr_assert_eq(dcs_server_request(f.s, f.now, 1, NULL, &e, &q), DCS_EINVAL, "7.16: client to server");
     e = ENV("message", "TOKEN_REFRESH_REQUEST", NULL, "{\"providerId\":\"p\",\"requestId\":\"mine\"}");
     cr_assert_eq(dcs_server_request(f.s, f.now, 1, NULL, &e, &q), DCS_EINVAL, "the machine names it");
+    cr_assert_eq(dcs_server_get_stats(f.s)->drop_refused, 1, "counted");
+    fx_drain(&f);
+    l = fx_find(&f, 0, DCS_ACT_LOG, "invalid_argument");
+    cr_assert_geq(l, 0, "and logged");
+    cr_assert(strstr(f.r[l].text, "has a requestId already"), "with why: %s", f.r[l].text);
     e = ENV("message", "TOKEN_REFRESH_REQUEST", NULL, "{}");
     cr_assert_eq(dcs_server_request(f.s, f.now, 1, NULL, &e, &q), DCS_EPAYLOAD, "7.10: providerId");
     e = ENV("jobRequest", "request_jobs", NULL, "[]");
     cr_assert_eq(dcs_server_request(f.s, f.now, 1, NULL, &e, &q), DCS_EINVAL);
+    cr_assert_eq(dcs_server_get_stats(f.s)->drop_refused, 3, "each refusal counted");
     fx_fini(&f);
 }
 
