@@ -266,6 +266,15 @@ static void conn_ended(cx *x, conn *c, const char *why)
     memset(&e, 0, sizeof e);
     e.kind = EV_EOF;
     e.t = conf_now_us();
+    e.t_first = e.t;
+    /* A link that took a while to deliver the IUT's last message (a proxy
+     * that slices writes, a loaded machine) may have held back the end of
+     * stream behind it by as long: an IUT that wrote a close notice and
+     * closed at once is seen closing only when the notice's last byte is
+     * through. Lower bounds that count from the close (the reconnect delay
+     * of spec 8.3) count from that much earlier. */
+    if (c->n_evs && c->evs[c->n_evs - 1].kind != EV_EOF)
+        e.t_first = e.t - (c->evs[c->n_evs - 1].t - c->evs[c->n_evs - 1].t_first);
     e.offset = c->in_off;
     add_event(c, &e);
     close(c->fd);

@@ -17,7 +17,8 @@ enum { EV_MSG = 1, EV_ERR = 2, EV_EOF = 3 };
 typedef struct cev {
     int kind;       /* EV_* */
     int64_t t;      /* monotonic us when the harness read it (its last byte) */
-    int64_t t_first; /* when the harness read its first byte */
+    int64_t t_first; /* when the harness read its first byte; EV_EOF: the
+                        earliest the IUT may have closed (conn_ended) */
     uint64_t offset;
     char *raw;      /* EV_MSG: the message as written */
     size_t len;

@@ -232,7 +232,7 @@ static int st_expect_close(cx *x, const dcs_step *st, int64_t t0)
             if (e->t > w.hi)
                 return cx_fail(x, st, t0, exp, "it closed late, after %.1f ms", ms_since(e->t, t0));
             c->cursor++;
-            x->t_ref = e->t;
+            x->t_ref = e->t_first; /* the IUT closed no earlier (see conn_ended) */
             return STEP_OK;
         }
         if (c->fd < 0)
@@ -278,8 +278,15 @@ static int st_accept(cx *x, const dcs_step *st, int64_t t0, int64_t ref, const c
     for (;;) {
         conn *c = first_pending(x, INT64_MIN);
         if (c) {
-            if (c->t_open < w.lo)
+            if (c->t_open < w.lo) {
+                int64_t lref = x->t_ref && x->t_ref < ref ? x->t_ref : ref; /* as window_at */
+                if (ref - lref >= 100)
+                    return cx_fail(x, st, ref, exp,
+                                   "it connected too early, after %.1f ms (%.1f ms after the earlier event "
+                                   "its lower bound counts from)",
+                                   ms_since(c->t_open, ref), ms_since(c->t_open, lref));
                 return cx_fail(x, st, ref, exp, "it connected too early, after %.1f ms", ms_since(c->t_open, ref));
+            }
             if (c->t_open > hi)
                 return cx_fail(x, st, ref, exp, "it connected late, after %.1f ms", ms_since(c->t_open, ref));
             take(x, c);

@@ -17,7 +17,13 @@ the harness sends is an instruction, key = what to do, payload = how:
               "tag":"T"}           write a message: msg completed with origin,
                                    destination and timestamp when it lacks
                                    them; raw and hex exactly as given
-  close      {"after":MS, "reconnect":MS|null}    close this connection
+  close      {"after":MS, "reconnect":MS|null,   close this connection;
+              "notice":{...}, "trickle":MS}        with a notice: write it
+                                   first (completed as for say), one byte
+                                   every trickle/len MS, and close after its
+                                   last byte, with the reconnect delay
+                                   counting from its first (an IUT that wrote
+                                   it and closed at once, behind a slow link)
   set        {"reconnect":MS|null, "heartbeat":MS|0}
   crash      {"after":MS}          kill itself with SIGSEGV
   exit       {"after":MS, "code":N}
@@ -131,6 +137,7 @@ class Conn:
         self.out = 0  # bytes written
         self.registered = False  # (server) the peer registered
         self.hb_gen = 0
+        self.no_reconnect = False  # its end plans no reconnect (planned already)
         conns[sock.fileno()] = self
         log("open", conn=self.n)
 
@@ -261,7 +268,8 @@ def connect_soon(ms):
 
 
 def conn_ended(c, why):
-    if ROLE == "client" and c is current and reconnect_ms is not None and reconnect_ms >= 0:
+    if ROLE == "client" and c is current and reconnect_ms is not None and reconnect_ms >= 0 \
+            and not c.no_reconnect:
         log("reconnect-planned", after_ms=reconnect_ms)
         connect_soon(reconnect_ms)
 
@@ -298,6 +306,31 @@ def read_secret():
         return f.read()
 
 
+def completed(m):
+    """m with origin, destination and timestamp when it lacks them, as bytes."""
+    msg = {"origin": OWN, "destination": PEER}
+    msg.update(m)
+    msg.setdefault("timestamp", int(time.time() * 1000))
+    return json.dumps(msg, separators=(",", ":")).encode("utf-8")
+
+
+def close_slowly(c, data, trickle_ms):
+    """Write data a byte at a time over trickle_ms, then close c; the
+    reconnect (client) is planned now, as by an IUT that wrote data and
+    closed at once over a link that delivers it slowly."""
+    c.hb_gen += 1  # no heartbeat in between
+    if ROLE == "client" and c is current and reconnect_ms is not None and reconnect_ms >= 0:
+        log("reconnect-planned", after_ms=reconnect_ms)
+        connect_soon(reconnect_ms)
+    c.no_reconnect = True
+    step = trickle_ms / max(1, len(data))
+    for i in range(len(data)):
+        if i == len(data) - 1:
+            later(i * step, lambda b=data[i:]: (c.write(b, "notice-end"), c.close("instructed")))
+        else:
+            later(i * step, lambda b=data[i:i + 1], tag="notice" if i == 0 else None: c.write(b, tag))
+
+
 def on_message(c, m):
     global reconnect_ms, HB
     if ROLE == "server" and m.get("type") == "command" and m.get("key") == "register" \
@@ -310,10 +343,7 @@ def on_message(c, m):
     after = p.get("after", 0)
     if what == "say":
         if "msg" in p:
-            msg = {"origin": OWN, "destination": PEER}
-            msg.update(p["msg"])
-            msg.setdefault("timestamp", int(time.time() * 1000))
-            data = json.dumps(msg, separators=(",", ":")).encode("utf-8")
+            data = completed(p["msg"])
         elif "hex" in p:
             data = bytes.fromhex(p["hex"])
         else:
@@ -322,7 +352,10 @@ def on_message(c, m):
     elif what == "close":
         if "reconnect" in p:
             reconnect_ms = p["reconnect"] if p["reconnect"] is not None else -1
-        later(after, lambda: c.close("instructed"))
+        if "notice" in p:
+            later(after, lambda: close_slowly(c, completed(p["notice"]), float(p.get("trickle", 0))))
+        else:
+            later(after, lambda: c.close("instructed"))
     elif what == "set":
         if "reconnect" in p:
             reconnect_ms = p["reconnect"] if p["reconnect"] is not None else -1
