@@ -34,10 +34,15 @@ typedef struct win {
  * the message, connection or write that started the IUT's timer), when that
  * is earlier, so that a harness that starts a step late (a loaded machine)
  * never makes the IUT look early. */
+static int64_t lower_ref(const cx *x, int64_t t0)
+{
+    return x->t_ref && x->t_ref < t0 ? x->t_ref : t0;
+}
+
 static win window_at(const cx *x, dcs_window w, int64_t t0)
 {
     win r;
-    int64_t lref = x->t_ref && x->t_ref < t0 ? x->t_ref : t0;
+    int64_t lref = lower_ref(x, t0);
     r.lo = w.lo_ms > 0 ? lref + cx_scaled(x, w.lo_ms) - x->o->tol_us : INT64_MIN;
     r.hi = t0 + cx_scaled(x, w.hi_ms) + x->o->slack_us;
     return r;
@@ -279,7 +284,7 @@ static int st_accept(cx *x, const dcs_step *st, int64_t t0, int64_t ref, const c
         conn *c = first_pending(x, INT64_MIN);
         if (c) {
             if (c->t_open < w.lo) {
-                int64_t lref = x->t_ref && x->t_ref < ref ? x->t_ref : ref; /* as window_at */
+                int64_t lref = lower_ref(x, ref);
                 if (ref - lref >= 100)
                     return cx_fail(x, st, ref, exp,
                                    "it connected too early, after %.1f ms (%.1f ms after the earlier event "

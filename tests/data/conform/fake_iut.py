@@ -137,7 +137,7 @@ class Conn:
         self.out = 0  # bytes written
         self.registered = False  # (server) the peer registered
         self.hb_gen = 0
-        self.no_reconnect = False  # its end plans no reconnect (planned already)
+        self.reconnect_planned = False  # (client) the reconnect after it is planned
         conns[sock.fileno()] = self
         log("open", conn=self.n)
 
@@ -267,11 +267,17 @@ def connect_soon(ms):
     later(ms, lambda: try_connect(time.monotonic() + 30.0))
 
 
-def conn_ended(c, why):
+def plan_reconnect(c):
+    """(client) Reconnect reconnect_ms from now, once per connection."""
     if ROLE == "client" and c is current and reconnect_ms is not None and reconnect_ms >= 0 \
-            and not c.no_reconnect:
+            and not c.reconnect_planned:
+        c.reconnect_planned = True
         log("reconnect-planned", after_ms=reconnect_ms)
         connect_soon(reconnect_ms)
+
+
+def conn_ended(c, why):
+    plan_reconnect(c)
 
 
 # --------------------------------------------------------------------------
@@ -319,10 +325,7 @@ def close_slowly(c, data, trickle_ms):
     reconnect (client) is planned now, as by an IUT that wrote data and
     closed at once over a link that delivers it slowly."""
     c.hb_gen += 1  # no heartbeat in between
-    if ROLE == "client" and c is current and reconnect_ms is not None and reconnect_ms >= 0:
-        log("reconnect-planned", after_ms=reconnect_ms)
-        connect_soon(reconnect_ms)
-    c.no_reconnect = True
+    plan_reconnect(c)
     step = trickle_ms / max(1, len(data))
     for i in range(len(data)):
         if i == len(data) - 1:
